@@ -1,0 +1,24 @@
+"""ppl_models: a zoo of probabilistic models written as Pyro programs.
+
+>>> import ppl_models
+>>> "ppca" in ppl_models.list_models()
+True
+"""
+
+from ppl_models.device import resolve_device
+from ppl_models.errors import CheckpointError, DataError, DeviceError, UsageError
+from ppl_models.registry import ModelSpec, get_model, list_models, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "DataError",
+    "DeviceError",
+    "ModelSpec",
+    "UsageError",
+    "get_model",
+    "list_models",
+    "register_model",
+    "resolve_device",
+]

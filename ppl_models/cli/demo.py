@@ -1,0 +1,36 @@
+"""``ppl-models demo``: every registered model's demo runs, on offline data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ppl_models.cli.fitting import HEADLINE, add_common_fit_arguments, run_fit
+from ppl_models.io.atomic import write_json
+from ppl_models.io.run_dir import prepare_run_dir
+from ppl_models.registry import get_model, list_models
+
+
+def run_demo(out: Path, device: str = "auto") -> dict[str, dict]:
+    """Fit each model's demo runs into ``out/<run name>``; write ``out/summary.json``
+    with each run's headline numbers, and return it.
+    """
+    out = prepare_run_dir(out)
+    overview: dict[str, dict] = {}
+    for name in list_models():
+        spec = get_model(name)
+        for run_name, fit_args in spec.demo_runs().items():
+            parser = argparse.ArgumentParser(prog=f"demo {run_name}")
+            spec.add_fit_arguments(parser)
+            add_common_fit_arguments(parser)
+            args = parser.parse_args(
+                [*fit_args, "--device", device, "--out", str(out / run_name)]
+            )
+            print(f"demo: {run_name}")
+            summary = run_fit(spec, args)
+            overview[run_name] = {
+                key: summary[key] for key in HEADLINE if key in summary
+            }
+    write_json(out / "summary.json", overview)
+    print(f"demo finished: plots in {out}/*/, overview in {out / 'summary.json'}")
+    return overview

@@ -1,0 +1,25 @@
+"""Datasets for the zoo's models: MNIST and scikit-learn's digits as image data."""
+
+from ppl_models.data.digits import load_digits
+from ppl_models.data.idx import read_idx, write_idx
+from ppl_models.data.images import (
+    BINARIZATIONS,
+    ImageData,
+    load_images,
+    test_batches,
+    train_batches,
+)
+from ppl_models.data.mnist import data_root, load_mnist
+
+__all__ = [
+    "BINARIZATIONS",
+    "ImageData",
+    "data_root",
+    "load_digits",
+    "load_images",
+    "load_mnist",
+    "read_idx",
+    "test_batches",
+    "train_batches",
+    "write_idx",
+]

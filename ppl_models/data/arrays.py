@@ -1,0 +1,34 @@
+"""Reading a user's data matrix from a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ppl_models.errors import DataError
+
+ARRAY_SUFFIXES = (".npy", ".csv", ".txt")
+
+
+def load_array_file(path: str | Path) -> np.ndarray:
+    """Read an (N, D) matrix from ``.npy`` (no pickled objects), or from ``.csv`` /
+    ``.txt`` (comma- or whitespace-separated, ``#`` comments).
+
+    :raises DataError: for a missing file, an unknown suffix or unparsable content.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix in (".csv", ".txt"):
+            delimiter = "," if suffix == ".csv" else None
+            return np.loadtxt(path, delimiter=delimiter, ndmin=2)
+    except (ValueError, OSError, EOFError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"cannot read data file {path}: {first}") from None
+    expected = ", ".join(ARRAY_SUFFIXES)
+    raise DataError(f"data file {path} has suffix {suffix!r}: expected {expected}")

@@ -1,0 +1,244 @@
+"""Image datasets held on the training device, and the batches a VAE trains on.
+
+The whole dataset is moved to the device once; batches are then cut from it by an
+on-device permutation, so training does no host-to-device copies and needs no
+DataLoader. With dynamic binarization every training image is drawn again as
+Bernoulli pixels in every epoch, while the test set is binarized once, with a fixed
+seed on the CPU, so test scores are comparable across runs and devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ppl_models.data.digits import load_digits
+from ppl_models.data.mnist import load_mnist
+from ppl_models.device import resolve_device
+from ppl_models.errors import DataError
+
+BINARIZATIONS = ("dynamic", "threshold", "none")
+DATASETS = ("mnist", "digits")
+THRESHOLD = 0.5
+
+
+@dataclass
+class ImageData:
+    """Flattened images with pixel values in [0, 1], all on one device.
+
+    :ivar train: float32 (N, P), P = H * W; grayscale for ``"dynamic"`` (binarized
+        per batch by :func:`train_batches`) and ``"none"``, {0, 1} for
+        ``"threshold"``.
+    :ivar train_labels: int64 (N,).
+    :ivar test: float32 (M, P), binarized as asked ({0, 1}, drawn once with a fixed
+        seed for ``"dynamic"``) or grayscale for ``"none"``.
+    :ivar test_labels: int64 (M,).
+    :ivar image_shape: (H, W).
+    :ivar binarize: one of :data:`BINARIZATIONS`.
+    :ivar name: the dataset's name, e.g. ``"mnist"``.
+    """
+
+    train: torch.Tensor
+    train_labels: torch.Tensor
+    test: torch.Tensor
+    test_labels: torch.Tensor
+    image_shape: tuple[int, int]
+    binarize: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.binarize not in BINARIZATIONS:
+            raise DataError(_unknown("binarize", self.binarize, BINARIZATIONS))
+        pixels = self.num_pixels
+        for part in ("train", "test"):
+            images, labels = getattr(self, part), getattr(self, f"{part}_labels")
+            if images.dim() != 2 or images.shape[1] != pixels:
+                raise DataError(
+                    f"ImageData.{part} must have shape (N, {pixels}) for "
+                    f"{self.image_shape[0]}x{self.image_shape[1]} images, got "
+                    f"{tuple(images.shape)}"
+                )
+            if labels.shape != (images.shape[0],):
+                raise DataError(
+                    f"ImageData.{part}_labels must have shape ({images.shape[0]},), "
+                    f"got {tuple(labels.shape)}"
+                )
+
+    @property
+    def num_pixels(self) -> int:
+        """P = H * W, the length of a flattened image."""
+        return self.image_shape[0] * self.image_shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        """The device the tensors are on."""
+        return self.train.device
+
+    def to(self, device: str | torch.device) -> ImageData:
+        """A copy with every tensor on ``device`` (self if already there)."""
+        device = resolve_device(device)
+        if self.train.device == device and self.test.device == device:
+            return self
+        return dataclasses.replace(
+            self,
+            train=self.train.to(device),
+            train_labels=self.train_labels.to(device),
+            test=self.test.to(device),
+            test_labels=self.test_labels.to(device),
+        )
+
+
+def _unknown(name: str, value: object, choices: tuple[str, ...]) -> str:
+    return f"unknown {name} {value!r}: expected one of {', '.join(choices)}"
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DataError(f"{name} must be a positive integer or None, got {value!r}")
+
+
+def _check_batch_size(batch_size: int) -> None:
+    ok = isinstance(batch_size, int) and not isinstance(batch_size, bool)
+    if not ok or batch_size < 1:
+        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _load_split(
+    dataset: str, split: str, data_dir: str | Path | None, download: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, H, W) float32 images in [0, 1] and (N,) int64 labels, on the CPU."""
+    if dataset == "mnist":
+        images, labels = load_mnist(split, data_dir=data_dir, download=download)
+        return images.to(torch.float32) / 255.0, labels
+    return load_digits(split)
+
+
+def load_images(
+    dataset: Literal["mnist", "digits"],
+    *,
+    binarize: Literal["dynamic", "threshold", "none"] = "dynamic",
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    download: bool = True,
+    test_seed: int = 0,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+) -> ImageData:
+    """Load an image dataset, binarize it as asked and move it to ``device`` once.
+
+    :param dataset: ``"mnist"`` (28x28, downloaded if missing; see
+        :func:`~ppl_models.data.mnist.load_mnist`) or ``"digits"`` (8x8, bundled
+        with scikit-learn).
+    :param binarize: ``"dynamic"`` (train pixels drawn as Bernoulli per batch, test
+        drawn once with ``test_seed``), ``"threshold"`` (pixel > 0.5) or ``"none"``.
+    :param data_dir: the data root for MNIST (see
+        :func:`~ppl_models.data.mnist.data_root`); unused for digits.
+    :param device: where all the tensors are put, once (``"auto"`` allowed).
+    :param download: let MNIST download missing files.
+    :param test_seed: seed of the CPU generator for the dynamic test draw.
+    :param limit_train: keep only the first this many training images.
+    :param limit_test: keep only the first this many test images; they are the
+        same images, binarized the same way, as in the full test set.
+    :returns: :class:`ImageData` with train (N, P) and test (M, P) float32.
+    :raises DataError: for an unknown dataset or binarization, a bad limit, or
+        data that cannot be loaded.
+    """
+    if dataset not in DATASETS:
+        raise DataError(_unknown("dataset", dataset, DATASETS))
+    if binarize not in BINARIZATIONS:
+        raise DataError(_unknown("binarize", binarize, BINARIZATIONS))
+    _check_limit("limit_train", limit_train)
+    _check_limit("limit_test", limit_test)
+    if isinstance(test_seed, bool) or not isinstance(test_seed, int):
+        raise DataError(f"test_seed must be an integer, got {test_seed!r}")
+    device = resolve_device(device)
+
+    train, train_labels = _load_split(dataset, "train", data_dir, download)
+    test, test_labels = _load_split(dataset, "test", data_dir, download)
+    image_shape = (int(train.shape[1]), int(train.shape[2]))
+    train = train[:limit_train].reshape(-1, image_shape[0] * image_shape[1])
+    train_labels = train_labels[:limit_train]
+    test = test.reshape(-1, image_shape[0] * image_shape[1])
+
+    if binarize == "threshold":
+        train = (train > THRESHOLD).to(torch.float32)
+        test = (test > THRESHOLD).to(torch.float32)
+    elif binarize == "dynamic":
+        # Drawn on the CPU with its own generator, and before limit_test, so the
+        # same images get the same pixels whatever the device or the limit.
+        generator = torch.Generator().manual_seed(test_seed)
+        test = torch.bernoulli(test, generator=generator)
+    test, test_labels = test[:limit_test], test_labels[:limit_test]
+
+    data = ImageData(
+        train=train.contiguous(),
+        train_labels=train_labels.contiguous(),
+        test=test.contiguous(),
+        test_labels=test_labels.contiguous(),
+        image_shape=image_shape,
+        binarize=binarize,
+        name=dataset,
+    )
+    return data.to(device)
+
+
+def train_batches(
+    data: ImageData,
+    batch_size: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> Iterator[torch.Tensor]:
+    """One epoch of training batches in a fresh random order, on ``data``'s device.
+
+    Each call draws a new permutation with :func:`torch.randperm` on the data's
+    device (from the global RNG unless ``generator`` is given, so
+    ``pyro.set_rng_seed`` makes epochs reproducible). With dynamic binarization each
+    batch is a fresh Bernoulli draw of its images.
+
+    :param batch_size: B; the last batch has N mod B images if that is not 0.
+    :param generator: a generator on the same device as the data.
+    :returns: an iterator of float32 (B, P) tensors covering every training image
+        exactly once.
+    :raises DataError: for a batch size that is not a positive integer.
+    """
+    _check_batch_size(batch_size)
+    return _train_batches(data, batch_size, generator)
+
+
+def _train_batches(
+    data: ImageData, batch_size: int, generator: torch.Generator | None
+) -> Iterator[torch.Tensor]:
+    # Kept apart from train_batches so a bad batch_size fails at the call, not at
+    # the first next().
+    order = torch.randperm(
+        data.train.shape[0], device=data.train.device, generator=generator
+    )
+    for indices in order.split(batch_size):
+        batch = data.train[indices]
+        if data.binarize == "dynamic":
+            batch = torch.bernoulli(batch, generator=generator)
+        yield batch
+
+
+def test_batches(data: ImageData, batch_size: int) -> Iterator[torch.Tensor]:
+    """The test images in their stored order, as float32 (B, P) chunks.
+
+    The last chunk has M mod B images if that is not 0. No randomness: the test set
+    was binarized once by :func:`load_images`.
+
+    :raises DataError: for a batch size that is not a positive integer.
+    """
+    _check_batch_size(batch_size)
+    return iter(data.test.split(batch_size))
+
+
+# pytest would otherwise collect this function as a test when a test module
+# imports it by name.
+test_batches.__test__ = False  # type: ignore[attr-defined]

@@ -1,0 +1,22 @@
+"""Errors that describe bad input, as opposed to bugs.
+
+Every check on user input raises :class:`UsageError` (or a subclass) with a message
+that names the argument and what was expected. The command line turns these into
+one line on stderr and exit status 2; from Python they are ordinary ``ValueError``s.
+"""
+
+
+class UsageError(ValueError):
+    """Bad input from the user: an argument, a file or data the zoo cannot use."""
+
+
+class DeviceError(UsageError):
+    """A device was asked for that this machine does not have."""
+
+
+class DataError(UsageError):
+    """Data that is missing, malformed or outside what a model accepts."""
+
+
+class CheckpointError(UsageError):
+    """A checkpoint or run directory that cannot be loaded safely."""

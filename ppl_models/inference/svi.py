@@ -1,0 +1,76 @@
+"""Stochastic variational inference with plain PyTorch optimizers.
+
+An ELBO applied to a model and a guide is an ``nn.Module`` (Pyro's ELBOModule), so
+its parameters are ordinary ``state_dict`` entries and any ``torch.optim`` optimizer
+fits them. Losses stay on the device; nothing here calls ``.item()`` per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer import ELBO
+
+from ppl_models.inference.progress import LossProgress
+
+# PyroModule parameters live in their modules, not in Pyro's global param store,
+# so two fits in one process never share state and checkpoints are state dicts.
+pyro.settings.set(module_local_params=True)
+
+
+def make_objective(
+    model: Callable[..., Any], guide: Callable[..., Any], elbo: ELBO, *args: Any
+) -> torch.nn.Module:
+    """``elbo(model, guide)`` as an ``nn.Module`` whose call returns the loss.
+
+    The guide is initialised on ``args`` first, so ``.parameters()`` is complete and
+    an optimizer can be built over it.
+    """
+    initialize_guide(guide, *args)
+    return elbo(model, guide)
+
+
+def initialize_guide(guide: Callable[..., Any], *args: Any) -> None:
+    """Run ``guide(*args)`` once, silently, so parameters that autoguides create on
+    first use exist (before building an optimizer or loading a state dict).
+    """
+    with torch.no_grad(), poutine.block():
+        guide(*args)
+
+
+def svi_step(
+    objective: torch.nn.Module, optimizer: torch.optim.Optimizer, *args: Any
+) -> torch.Tensor:
+    """One gradient step on the negative ELBO; returns the loss, a 0-dim tensor."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = objective(*args)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def run_svi(
+    objective: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    *args: Any,
+    desc: str = "svi",
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """Take ``steps`` full-batch SVI steps on ``args``.
+
+    :returns: the loss before each step, (steps,), on the objective's device.
+    """
+    losses = None
+    with LossProgress(steps, desc, enabled=progress) as bar:
+        for step in range(steps):
+            loss = svi_step(objective, optimizer, *args)
+            if losses is None:
+                losses = loss.new_empty(steps)
+            losses[step] = loss
+            bar.update(loss)
+    return losses

@@ -1,0 +1,68 @@
+"""Files that are either written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it over
+    ``path``. On any error the temporary file is removed and ``path`` is untouched,
+    so a crash or a kill mid-write leaves the previous version readable.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def atomic_write(
+    path: str | Path, write: Callable[[IO], Any], mode: str = "wb"
+) -> None:
+    """Call ``write(handle)`` on a temporary file and move it to ``path`` atomically."""
+    with atomic_open(path, mode) as handle:
+        write(handle)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file."""
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; some file systems refuse, which is harmless.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,29 @@
+"""Probabilistic PCA: the model, MAP and mean-field fits, and its command line."""
+
+from ppl_models.models.ppca.experiment import PPCASpec
+from ppl_models.models.ppca.fit import (
+    INFERENCE_METHODS,
+    PPCAFit,
+    fit_ppca,
+    ppca_statistics,
+)
+from ppl_models.models.ppca.model import (
+    PPCA,
+    closed_form_w,
+    make_guide,
+    simulate,
+    subspace_cosine,
+)
+
+__all__ = [
+    "INFERENCE_METHODS",
+    "PPCA",
+    "PPCAFit",
+    "PPCASpec",
+    "closed_form_w",
+    "fit_ppca",
+    "make_guide",
+    "ppca_statistics",
+    "simulate",
+    "subspace_cosine",
+]

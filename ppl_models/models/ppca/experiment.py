@@ -1,0 +1,201 @@
+"""PPCA on the command line: fit into a run directory, criticise a run directory."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ppl_models.data.arrays import load_array_file
+from ppl_models.errors import CheckpointError
+from ppl_models.inference import initialize_guide
+from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
+from ppl_models.io.run_dir import (
+    CHECKPOINT,
+    read_config,
+    update_summary,
+    write_config,
+    write_table,
+)
+from ppl_models.models.ppca.fit import INFERENCE_METHODS, PPCAFit, fit_ppca, make_elbo
+from ppl_models.models.ppca.model import PPCA, make_guide
+from ppl_models.plots import plot_loss_trace, plot_ppc, plot_replay_scatter, save_figure
+from ppl_models.registry import ModelSpec, SmokeCase, register_model
+
+
+@register_model
+class PPCASpec(ModelSpec):
+    """Probabilistic PCA (Tipping & Bishop): MAP and mean-field VI."""
+
+    name = "ppca"
+    description = "probabilistic PCA, x ~ Normal(w @ z, sigma) with known sigma"
+    inference_methods = INFERENCE_METHODS
+
+    @classmethod
+    def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--inference", default="map", help="map or meanfield")
+        parser.add_argument(
+            "--data",
+            type=Path,
+            help="a .npy or .csv file of shape (N, data_dim); default: simulate",
+        )
+        parser.add_argument("--num-datapoints", type=int, default=5000)
+        parser.add_argument("--data-dim", type=int, default=2)
+        parser.add_argument("--latent-dim", type=int, default=1)
+        parser.add_argument("--noise-scale", type=float, default=0.5)
+        parser.add_argument("--steps", type=int, default=1000)
+        parser.add_argument("--lr", type=float, default=0.05)
+        parser.add_argument("--ppc-samples", type=int, default=500)
+
+    @classmethod
+    def fit_run(
+        cls, args: argparse.Namespace, run_dir: Path, device: torch.device
+    ) -> dict[str, Any]:
+        data = load_array_file(args.data) if args.data is not None else None
+        fit = fit_ppca(
+            data,
+            inference=args.inference,
+            num_datapoints=args.num_datapoints,
+            data_dim=args.data_dim,
+            latent_dim=args.latent_dim,
+            noise_scale=args.noise_scale,
+            steps=args.steps,
+            lr=args.lr,
+            seed=args.seed,
+            device=device,
+        )
+        config = {
+            "model": cls.name,
+            "inference": args.inference,
+            "data": str(args.data) if args.data is not None else None,
+            "num_datapoints": fit.num_datapoints,
+            "data_dim": fit.model.data_dim,
+            "latent_dim": fit.model.latent_dim,
+            "noise_scale": float(fit.model.noise_scale),
+            "steps": args.steps,
+            "lr": args.lr,
+            "seed": args.seed,
+            "ppc_samples": args.ppc_samples,
+        }
+        write_config(run_dir, config)
+        save_fit(run_dir / CHECKPOINT, fit)
+        losses = fit.losses.tolist()
+        write_table(
+            run_dir,
+            "losses.csv",
+            {"step": list(range(1, len(losses) + 1)), "loss": losses},
+        )
+        title = f"PPCA, {args.inference}: loss trace"
+        save_figure(
+            plot_loss_trace({args.inference: losses}, title=title), run_dir / "loss.png"
+        )
+        summary = {
+            "model": cls.name,
+            "inference": args.inference,
+            "device": str(device),
+            "seed": args.seed,
+            "steps": args.steps,
+            "initial_loss": losses[0],
+            "final_loss": losses[-1],
+            "w": fit.w.tolist(),
+            "w_closed_form": fit.w_closed_form.tolist(),
+            **fit.axis_cosines(),
+            "fit_seconds": fit.fit_seconds,
+        }
+        if fit.w_true is not None:
+            summary["w_true"] = fit.w_true.tolist()
+        if fit.w_scale is not None:
+            summary["w_scale"] = fit.w_scale.tolist()
+        update_summary(run_dir, **summary)
+        return criticize_fit(fit, run_dir, args.ppc_samples)
+
+    @classmethod
+    def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
+        config = read_config(run_dir)
+        fit = load_fit(run_dir / CHECKPOINT, config, device)
+        torch.manual_seed(config["seed"])
+        return criticize_fit(fit, run_dir, config["ppc_samples"])
+
+    @classmethod
+    def demo_runs(cls) -> dict[str, list[str]]:
+        return {f"ppca-{name}": ["--inference", name] for name in INFERENCE_METHODS}
+
+    @classmethod
+    def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
+        for inference in INFERENCE_METHODS:
+            model = PPCA(data_dim=3, latent_dim=2).to(device)
+            x = torch.randn(3, 7, device=device)
+            yield SmokeCase(
+                name=f"ppca-{inference}",
+                model=model,
+                guide=make_guide(model, inference),
+                elbo=lambda inference=inference: make_elbo(inference),
+                fit_args=(x,),
+                predict_args=(None, 7),
+                latent_sites=("w", "z"),
+            )
+
+
+def criticize_fit(fit: PPCAFit, run_dir: Path, ppc_samples: int) -> dict[str, Any]:
+    """Replay inferred latents, run the predictive checks, write plots and summary."""
+    generated = fit.replay()
+    figure = plot_replay_scatter(
+        fit.x.T,
+        {f"replayed ({fit.inference})": generated.T},
+        title=f"PPCA, {fit.inference}: observed vs replayed latents",
+    )
+    save_figure(figure, run_dir / "replay.png")
+    checks = fit.posterior_predictive_check(num_samples=ppc_samples)
+    save_figure(
+        plot_ppc(checks, title=f"PPCA, {fit.inference}: posterior predictive checks"),
+        run_dir / "ppc.png",
+    )
+    return update_summary(
+        run_dir,
+        replay_cov_rel_error=fit.replay_cov_rel_error(generated),
+        ppc={name: check.as_dict() for name, check in checks.items()},
+    )
+
+
+def save_fit(path: Path, fit: PPCAFit) -> None:
+    """Checkpoint a fit: guide parameters, the data, the true axes if known."""
+    payload = {
+        "model_state": fit.model.state_dict(),
+        "guide_state": fit.guide.state_dict(),
+        "x": fit.x.cpu(),
+        "losses": fit.losses.cpu(),
+        "fit_seconds": fit.fit_seconds,
+    }
+    if fit.w_true is not None:
+        payload["w_true"] = fit.w_true.cpu()
+    save_checkpoint(path, "ppca", payload)
+
+
+def load_fit(path: Path, config: dict[str, Any], device: torch.device) -> PPCAFit:
+    """Rebuild a :class:`PPCAFit` from a checkpoint and its run's config."""
+    record = load_checkpoint(path, "ppca", device)
+    model = PPCA(config["data_dim"], config["latent_dim"], config["noise_scale"]).to(
+        device
+    )
+    guide = make_guide(model, config["inference"])
+    initialize_guide(guide, record["x"])
+    try:
+        model.load_state_dict(record["model_state"])
+        guide.load_state_dict(record["guide_state"])
+    except (RuntimeError, KeyError) as error:
+        raise CheckpointError(
+            f"{path} does not match the configuration in config.json: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    return PPCAFit(
+        model=model,
+        guide=guide,
+        inference=config["inference"],
+        x=record["x"],
+        losses=record["losses"],
+        w_true=record.get("w_true"),
+        fit_seconds=record["fit_seconds"],
+    )

@@ -1,0 +1,13 @@
+"""Figures for fits and their criticism; each function returns a matplotlib Figure."""
+
+from ppl_models.plots.criticism import plot_ppc, plot_replay_scatter
+from ppl_models.plots.figures import new_figure, save_figure
+from ppl_models.plots.training import plot_loss_trace
+
+__all__ = [
+    "new_figure",
+    "plot_loss_trace",
+    "plot_ppc",
+    "plot_replay_scatter",
+    "save_figure",
+]

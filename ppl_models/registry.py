@@ -1,0 +1,125 @@
+"""A registry of the zoo's models, filled by a class decorator.
+
+Each model package under :mod:`ppl_models.models` defines a :class:`ModelSpec`
+subclass and decorates it with :func:`register_model`. The command line, the demo
+and the tests find models only through this registry, so adding a model means adding
+its package: nothing else in the zoo names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pyro.infer import ELBO
+
+from ppl_models.errors import UsageError
+
+
+@dataclass
+class SmokeCase:
+    """A small instance of a model with one guide and one ELBO, for shared tests.
+
+    ``model(*fit_args)`` and ``guide(*fit_args)`` condition on data;
+    ``model(*predict_args)`` generates it. ``elbo`` builds a fresh ELBO.
+    """
+
+    name: str
+    model: Callable[..., Any]
+    guide: Callable[..., Any]
+    elbo: Callable[[], ELBO]
+    fit_args: tuple = ()
+    predict_args: tuple = ()
+    observed_site: str = "x"
+    latent_sites: tuple[str, ...] = field(default_factory=tuple)
+
+
+class ModelSpec(ABC):
+    """What the zoo needs to know about one model to fit, evaluate and criticise it."""
+
+    #: the name used on the command line and in ``summary.json``
+    name: ClassVar[str]
+    #: one line for ``ppl-models list``
+    description: ClassVar[str]
+    #: inference method name -> one-line description
+    inference_methods: ClassVar[Mapping[str, str]]
+
+    @classmethod
+    @abstractmethod
+    def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this model's options to ``ppl-models fit NAME``."""
+
+    @classmethod
+    @abstractmethod
+    def fit_run(
+        cls, args: argparse.Namespace, run_dir: Path, device: torch.device
+    ) -> dict[str, Any]:
+        """Fit the model as ``args`` say, fill ``run_dir``, return the summary."""
+
+    @classmethod
+    @abstractmethod
+    def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
+        """Criticise the fit saved in ``run_dir``; return the updated summary."""
+
+    @classmethod
+    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this model's options to ``ppl-models evaluate DIR``."""
+
+    @classmethod
+    def evaluate_run(
+        cls, run_dir: Path, args: argparse.Namespace, device: torch.device
+    ) -> dict[str, Any]:
+        """Evaluate the fit saved in ``run_dir``; return the updated summary."""
+        raise UsageError(f"model {cls.name!r} has no 'evaluate' step; try 'criticize'")
+
+    @classmethod
+    def demo_runs(cls) -> dict[str, list[str]]:
+        """Runs for ``ppl-models demo``: run name -> ``fit`` arguments. Each must need
+        no download and finish in seconds on a CPU.
+        """
+        return {}
+
+    @classmethod
+    @abstractmethod
+    def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
+        """Small instances on ``device``: one per inference method and ELBO."""
+
+
+_REGISTRY: dict[str, type[ModelSpec]] = {}
+
+
+def register_model(spec: type[ModelSpec]) -> type[ModelSpec]:
+    """Class decorator: file ``spec`` under ``spec.name``."""
+    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
+        raise RuntimeError(f"two models registered under the name {spec.name!r}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _load_bundled_models()
+    return sorted(_REGISTRY)
+
+
+def get_model(name: str) -> type[ModelSpec]:
+    """The spec registered as ``name``.
+
+    :raises UsageError: if there is no such model.
+    """
+    _load_bundled_models()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise UsageError(f"unknown model {name!r}: expected one of {known}") from None
+
+
+def _load_bundled_models() -> None:
+    # Importing the package imports every model subpackage, which registers it.
+    import ppl_models.models  # noqa: F401

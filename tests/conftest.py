@@ -1,0 +1,45 @@
+"""Shared fixtures: the device under test and the location of the test data.
+
+``PPL_MODELS_TEST_DEVICE`` picks the device the suite computes on (default: cpu),
+as Pyro's own ``PYRO_DEVICE`` does, so ``PPL_MODELS_TEST_DEVICE=cuda pytest`` runs
+the whole suite on a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+TEST_DEVICE = os.environ.get("PPL_MODELS_TEST_DEVICE", "cpu")
+
+requires_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this machine"
+)
+
+
+@pytest.fixture
+def device() -> torch.device:
+    """The device the suite tests on."""
+    from ppl_models.device import resolve_device
+
+    return resolve_device(TEST_DEVICE)
+
+
+def mnist_root() -> Path | None:
+    """The data root holding ``mnist/``, from ``PPL_MODELS_DATA``, or None."""
+    root = os.environ.get("PPL_MODELS_DATA")
+    if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        return Path(root)
+    return None
+
+
+@pytest.fixture
+def mnist_data_root() -> Path:
+    """The MNIST data root, or a skip saying why there is none."""
+    root = mnist_root()
+    if root is None:
+        pytest.skip("MNIST not found: set PPL_MODELS_DATA to a folder holding mnist/")
+    return root

@@ -1,0 +1,119 @@
+"""Every registered model, with every guide and ELBO it offers, passes the same tests.
+
+A new model is covered here by registering it: no new test code. The device trap
+runs everything with ``torch.set_default_device("meta")`` in force: a tensor that a
+model or guide creates without naming its device lands on the meta device and the
+first operation mixing it with real data fails, the CPU stand-in for a GPU check.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import Predictive
+
+from ppl_models import get_model, list_models
+from ppl_models.criticism import replay_guide
+from ppl_models.inference import make_objective, svi_step
+from tests.conftest import requires_cuda
+
+CASES = [
+    (name, case.name)
+    for name in list_models()
+    for case in get_model(name).smoke_cases(torch.device("cpu"))
+]
+
+
+def build_case(model_name: str, case_name: str, device: torch.device):
+    cases = {c.name: c for c in get_model(model_name).smoke_cases(device)}
+    return cases[case_name]
+
+
+@contextmanager
+def default_device(device: str):
+    previous = torch.get_default_device()
+    torch.set_default_device(device)
+    try:
+        yield
+    finally:
+        torch.set_default_device(previous)
+
+
+def exercise(case, device: torch.device) -> None:
+    """Traces, SVI steps, Predictive and replay; checks devices and shapes."""
+    guide_trace = poutine.trace(case.guide).get_trace(*case.fit_args)
+    model_trace = poutine.trace(
+        poutine.replay(case.model, trace=guide_trace)
+    ).get_trace(*case.fit_args)
+    for site in case.latent_sites:
+        assert (
+            model_trace.nodes[site]["value"].shape
+            == guide_trace.nodes[site]["value"].shape
+        )
+    for node in model_trace.nodes.values():
+        if node["type"] == "sample":
+            assert node["value"].device.type == device.type, node["name"]
+    assert torch.isfinite(model_trace.log_prob_sum())
+
+    objective = make_objective(case.model, case.guide, case.elbo(), *case.fit_args)
+    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-3)
+    losses = torch.stack(
+        [svi_step(objective, optimizer, *case.fit_args) for _ in range(3)]
+    )
+    assert losses.device.type == device.type
+    assert torch.isfinite(losses).all()
+
+    predictive = Predictive(case.model, guide=case.guide, num_samples=2)
+    samples = predictive(*case.predict_args)
+    observed = case.fit_args[0]
+    assert samples[case.observed_site].shape[-observed.dim() :] == observed.shape
+    assert samples[case.observed_site].device.type == device.type
+
+    replayed = replay_guide(case.model, case.guide, case.predict_args, case.fit_args)
+    assert replayed.nodes[case.observed_site]["value"].shape == observed.shape
+
+
+@pytest.mark.parametrize("model_name,case_name", CASES)
+def test_model_runs_on_cpu_with_the_device_trap(model_name, case_name):
+    case = build_case(model_name, case_name, torch.device("cpu"))
+    with default_device("meta"):
+        exercise(case, torch.device("cpu"))
+
+
+@requires_cuda
+@pytest.mark.parametrize("model_name,case_name", CASES)
+def test_model_runs_on_cuda(model_name, case_name):
+    device = torch.device("cuda")
+    case = build_case(model_name, case_name, device)
+    with default_device("meta"):
+        exercise(case, device)
+
+
+def test_the_device_trap_catches_a_tensor_made_without_a_device():
+    import pyro
+    import pyro.distributions as dist
+
+    def careless_model(x):
+        with pyro.plate("data", x.shape[0], device=x.device):
+            # The classic mistake: a constant made on the default device.
+            loc = torch.zeros(x.shape[1])
+            pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x)
+
+    x = torch.randn(4, 3)
+    with (
+        default_device("meta"),
+        pytest.raises((RuntimeError, ValueError, NotImplementedError)),
+    ):
+        poutine.trace(careless_model).get_trace(x).log_prob_sum()
+
+
+def test_every_model_is_listed_with_inference_methods():
+    names = list_models()
+    assert "ppca" in names
+    for name in names:
+        spec = get_model(name)
+        assert spec.inference_methods, name
+        assert spec.description, name
