@@ -26,7 +26,9 @@ class SmokeCase:
     """A small instance of a model with one guide and one ELBO, for shared tests.
 
     ``model(*fit_args)`` and ``guide(*fit_args)`` condition on data;
-    ``model(*predict_args)`` generates it. ``elbo`` builds a fresh ELBO.
+    ``model(*predict_args)`` generates it, with latents from
+    ``guide(*guide_predict_args)`` (default: ``predict_args``; an amortized guide
+    needs the data). ``elbo`` builds a fresh ELBO.
     """
 
     name: str
@@ -35,6 +37,7 @@ class SmokeCase:
     elbo: Callable[[], ELBO]
     fit_args: tuple = ()
     predict_args: tuple = ()
+    guide_predict_args: tuple | None = None
     observed_site: str = "x"
     latent_sites: tuple[str, ...] = field(default_factory=tuple)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ppl_models.cli.fitting import HEADLINE, add_common_fit_arguments, run_fit
+from ppl_models.cli.fitting import add_common_fit_arguments, headline, run_fit
 from ppl_models.io.atomic import write_json
 from ppl_models.io.run_dir import prepare_run_dir
 from ppl_models.registry import get_model, list_models
@@ -28,9 +28,7 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, dict]:
             )
             print(f"demo: {run_name}")
             summary = run_fit(spec, args)
-            overview[run_name] = {
-                key: summary[key] for key in HEADLINE if key in summary
-            }
+            overview[run_name] = headline(summary)
     write_json(out / "summary.json", overview)
     print(f"demo finished: plots in {out}/*/, overview in {out / 'summary.json'}")
     return overview

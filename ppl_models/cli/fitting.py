@@ -22,6 +22,12 @@ HEADLINE = (
 )
 
 
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary's headline numbers; per-epoch lists give their last value."""
+    picked = {key: summary[key] for key in HEADLINE if key in summary}
+    return {k: v[-1] if isinstance(v, list) and v else v for k, v in picked.items()}
+
+
 def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """``--seed``, ``--device`` and ``--out``, shared by every model's ``fit``."""
     parser.add_argument("--seed", type=int, default=0)
@@ -50,7 +56,6 @@ def run_fit(
         raise
     if not quiet:
         print(f"fitted {spec.name} into {run_dir} (summary: {run_dir / SUMMARY})")
-        for key in HEADLINE:
-            if key in summary:
-                print(f"  {key}: {summary[key]}")
+        for key, value in headline(summary).items():
+            print(f"  {key}: {value}")
     return summary

@@ -73,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         if args.debug:
             traceback.print_exc()
-        print(f"ppl-models: error: {error}", file=sys.stderr)
+        # One line, whatever the message: multi-line details are joined with "; ".
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        print(f"ppl-models: error: {'; '.join(lines)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ppl-models: interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from ppl_models.criticism.ppc import (
     CheckResult,
+    exceedance,
     posterior_predictive_check,
     replicate,
 )
@@ -9,6 +10,7 @@ from ppl_models.criticism.replay import replay_guide, replay_latents
 
 __all__ = [
     "CheckResult",
+    "exceedance",
     "posterior_predictive_check",
     "replay_guide",
     "replay_latents",

@@ -66,8 +66,9 @@ def exercise(case, device: torch.device) -> None:
     assert losses.device.type == device.type
     assert torch.isfinite(losses).all()
 
-    predictive = Predictive(case.model, guide=case.guide, num_samples=2)
-    samples = predictive(*case.predict_args)
+    guide_args = case.guide_predict_args or case.predict_args
+    posterior = Predictive(case.guide, num_samples=2)(*guide_args)
+    samples = Predictive(case.model, posterior_samples=posterior)(*case.predict_args)
     observed = case.fit_args[0]
     assert samples[case.observed_site].shape[-observed.dim() :] == observed.shape
     assert samples[case.observed_site].device.type == device.type

@@ -1,0 +1,21 @@
+"""Variational autoencoders: Pyro model and amortized guide, training, evaluation,
+criticism and the command line."""
+
+from ppl_models.models.vae.experiment import VAESpec
+from ppl_models.models.vae.fit import VAEFit, fit_vae
+from ppl_models.models.vae.model import VAE, VAEConfig, VAEGuide, VAEModel, make_elbo
+from ppl_models.models.vae.train import History, TrainSettings, train_vae
+
+__all__ = [
+    "VAE",
+    "History",
+    "TrainSettings",
+    "VAEConfig",
+    "VAEFit",
+    "VAEGuide",
+    "VAEModel",
+    "VAESpec",
+    "fit_vae",
+    "make_elbo",
+    "train_vae",
+]

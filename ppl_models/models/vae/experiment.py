@@ -1,0 +1,283 @@
+"""The VAE on the command line: fit (and resume) into a run directory, evaluate it,
+criticise it."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ppl_models.data.images import BINARIZATIONS, DATASETS, load_images
+from ppl_models.errors import CheckpointError, UsageError
+from ppl_models.io.atomic import write_json
+from ppl_models.io.checkpoint import load_checkpoint
+from ppl_models.io.run_dir import (
+    CHECKPOINT,
+    SUMMARY,
+    read_config,
+    update_summary,
+    write_config,
+)
+from ppl_models.models.vae.criticize import criticize_vae
+from ppl_models.models.vae.fit import (
+    VAEFit,
+    check_likelihood,
+    default_likelihood,
+    fit_vae,
+)
+from ppl_models.models.vae.model import ELBOS, LIKELIHOODS, VAE, VAEConfig, make_elbo
+from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
+from ppl_models.models.vae.priors import PRIORS
+from ppl_models.models.vae.train import History, TrainSettings
+from ppl_models.plots import plot_loss_trace, save_figure
+from ppl_models.registry import ModelSpec, SmokeCase, register_model
+
+#: settings that define a run; on --resume they come from config.json
+RUN_KEYS = (
+    "dataset", "train_images", "test_images", "binarize", "architecture",
+    "latent_dim", "hidden_dims", "activation", "base_depth", "prior",
+    "mixture_components", "likelihood", "elbo", "num_particles", "batch_size", "lr",
+    "seed",
+)  # fmt: skip
+
+
+@register_model
+class VAESpec(ModelSpec):
+    """Variational autoencoders on images, fitted by amortized SVI."""
+
+    name = "vae"
+    description = "variational autoencoder on MNIST or 8x8 digits (amortized SVI)"
+    inference_methods = {
+        "amortized": "an encoder network q(z|x) fitted with Trace_ELBO "
+        "(--elbo trace) or TraceMeanField_ELBO (--elbo meanfield)",
+    }
+
+    @classmethod
+    def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        add = parser.add_argument
+        add("--dataset", default="mnist", choices=DATASETS)
+        add("--data-dir", type=Path, help="data root holding mnist/")
+        add("--train-images", type=int, help="use the first N training images")
+        add("--test-images", type=int, help="use the first N test images")
+        add("--binarize", default="dynamic", choices=BINARIZATIONS)
+        add("--architecture", default="mlp", choices=ARCHITECTURES)
+        add("--latent-dim", type=int, default=None, help="default 50 (mlp), 16 (conv)")
+        add("--hidden-dim", type=int, nargs="+", default=[400], dest="hidden_dims")
+        add("--activation", default="softplus", choices=tuple(ACTIVATIONS))
+        add("--base-depth", type=int, default=32, help="channels of the conv nets")
+        add("--prior", default="normal", choices=PRIORS)
+        add("--mixture-components", type=int, default=10)
+        add("--likelihood", choices=LIKELIHOODS, help="default: by --binarize")
+        add("--elbo", default="trace", choices=ELBOS)
+        add("--num-particles", type=int, default=1)
+        add("--epochs", type=int, default=5)
+        add("--batch-size", type=int, default=128)
+        add("--lr", type=float, default=1e-3)
+        add("--resume", action="store_true", help="continue the run in --out")
+        add("--overwrite", action="store_true", help="replace a run already in --out")
+        add("--no-criticize", action="store_true", help="skip the pictures and checks")
+
+    @classmethod
+    def fit_run(
+        cls, args: argparse.Namespace, run_dir: Path, device: torch.device
+    ) -> dict[str, Any]:
+        checkpoint = run_dir / CHECKPOINT
+        run, record = _run_and_checkpoint(args, run_dir, device)
+        # Check everything cheap, then load the data, before writing any file.
+        settings = TrainSettings(
+            **{k: run[k] for k in TRAIN_KEYS if k != "epochs"}, epochs=args.epochs
+        )
+        vae_args = {k: run[k] for k in VAE_CONFIG_KEYS}
+        vae_args["likelihood"] = vae_args["likelihood"] or default_likelihood(
+            run["binarize"]
+        )
+        make_elbo(settings.elbo, VAEConfig(**vae_args), settings.num_particles)
+        check_likelihood(vae_args["likelihood"], run["binarize"])
+        data = load_images(
+            run["dataset"],
+            binarize=run["binarize"],
+            data_dir=args.data_dir,
+            device=device,
+            limit_train=run["train_images"],
+            limit_test=run["test_images"],
+        )
+        run.update(likelihood=vae_args["likelihood"], model=cls.name)
+        write_config(run_dir, run)
+        started = {**run, "device": str(device), "epochs": args.epochs}
+        if record is None:  # a fresh run starts a fresh summary
+            write_json(run_dir / SUMMARY, started)
+        else:
+            update_summary(run_dir, **started)
+        fit = fit_vae(
+            data,
+            device=device,
+            checkpoint_path=checkpoint,
+            resume_from=record,
+            on_epoch_end=lambda h: update_summary(run_dir, **history_summary(h)),
+            **{k: getattr(settings, k) for k in TRAIN_KEYS},
+            **vae_args,
+        )
+        save_nelbo_plot(fit.history, run_dir)
+        summary = update_summary(run_dir, **history_summary(fit.history))
+        if args.no_criticize:
+            return summary
+        torch.manual_seed(run["seed"])
+        return update_summary(run_dir, **criticize_vae(fit.vae, fit.data, run_dir))
+
+    @classmethod
+    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--iwae-samples", type=int, default=100)
+        parser.add_argument(
+            "--iwae-images", type=int, default=None, help="first N test images (all)"
+        )
+        parser.add_argument("--data-dir", type=Path)
+
+    @classmethod
+    def evaluate_run(
+        cls, run_dir: Path, args: argparse.Namespace, device: torch.device
+    ) -> dict[str, Any]:
+        fit = load_fit(run_dir, device, args.data_dir)
+        bounds = fit.evaluate(
+            args.iwae_samples, args.iwae_images, seed=fit.settings.seed
+        )
+        return update_summary(
+            run_dir,
+            test_iwae=bounds["iwae"],
+            test_elbo_iwae_samples=bounds["elbo"],
+            iwae_samples=args.iwae_samples,
+            iwae_images=args.iwae_images or fit.data.test.shape[0],
+        )
+
+    @classmethod
+    def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
+        fit = load_fit(run_dir, device)
+        torch.manual_seed(fit.settings.seed)
+        return update_summary(run_dir, **criticize_vae(fit.vae, fit.data, run_dir))
+
+    @classmethod
+    def demo_runs(cls) -> dict[str, list[str]]:
+        return {
+            "vae-digits": [
+                "--dataset", "digits", "--binarize", "threshold", "--latent-dim", "2",
+                "--hidden-dim", "256", "--epochs", "40", "--batch-size", "32",
+                "--lr", "1e-3", "--overwrite",
+            ]
+        }  # fmt: skip
+
+    @classmethod
+    def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
+        x = torch.rand(5, 64, device=device).round()
+        variants = [
+            ("mlp-normal-trace", dict(), "trace"),
+            ("mlp-normal-meanfield", dict(), "meanfield"),
+            ("mlp-mixture-trace", dict(prior="mixture", mixture_components=3), "trace"),
+            ("conv-normal-trace", dict(architecture="conv", base_depth=4), "trace"),
+            ("mlp-continuous", dict(likelihood="continuous_bernoulli"), "trace"),
+            ("mlp-normal-lik", dict(likelihood="normal"), "meanfield"),
+        ]
+        for name, overrides, elbo in variants:
+            config = VAEConfig(
+                image_shape=(8, 8), latent_dim=3, hidden_dims=(16,), **overrides
+            )
+            vae = VAE(config).to(device)
+            yield SmokeCase(
+                name=f"vae-{name}",
+                model=vae.model,
+                guide=vae.guide,
+                elbo=lambda config=config, elbo=elbo: make_elbo(elbo, config, 2),
+                fit_args=(x,),
+                predict_args=(None, 5),
+                guide_predict_args=(x,),
+                latent_sites=("z",),
+            )
+
+
+def _run_and_checkpoint(
+    args: argparse.Namespace, run_dir: Path, device: torch.device
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The run's settings and, with ``--resume``, the checkpoint to go on from.
+
+    A resumed run takes its settings from its ``config.json`` (only ``--epochs`` is
+    new); a fresh run refuses to replace a run already in the directory unless
+    ``--overwrite`` says so, so no checkpoint is lost by a typo.
+    """
+    checkpoint = run_dir / CHECKPOINT
+    if args.resume:
+        if not checkpoint.is_file():
+            raise UsageError(f"--resume: {run_dir} holds no checkpoint to resume")
+        config = read_config(run_dir)
+        run = {key: config[key] for key in RUN_KEYS}
+        return run, load_checkpoint(checkpoint, "vae", device)
+    if checkpoint.is_file() and not args.overwrite:
+        raise UsageError(
+            f"{run_dir} already holds a run: use --resume to continue it, "
+            "--overwrite to replace it, or another --out"
+        )
+    run = {key: getattr(args, key) for key in RUN_KEYS}
+    if run["latent_dim"] is None:
+        run["latent_dim"] = 16 if run["architecture"] == "conv" else 50
+    return run, None
+
+
+VAE_CONFIG_KEYS = (
+    "architecture", "latent_dim", "hidden_dims", "activation", "base_depth", "prior",
+    "mixture_components", "likelihood",
+)  # fmt: skip
+TRAIN_KEYS = ("elbo", "num_particles", "epochs", "batch_size", "lr", "seed")
+
+
+def history_summary(history: History) -> dict[str, Any]:
+    """The per-epoch numbers for ``summary.json``."""
+    return {
+        "epochs_done": history.epochs_done,
+        "train_elbo": history.train_elbo,
+        "test_elbo": history.test_elbo,
+        "fit_seconds": history.fit_seconds,
+        "images_per_second": history.images_per_second,
+    }
+
+
+def save_nelbo_plot(history: History, run_dir: Path) -> None:
+    """``nelbo.png``: negative ELBO per image, train and test, by epoch."""
+    figure = plot_loss_trace(
+        {
+            "train": [-v for v in history.train_elbo],
+            "test": [-v for v in history.test_elbo],
+        },
+        title="VAE: negative ELBO",
+        xlabel="epoch",
+        ylabel="negative ELBO (nats per image)",
+    )
+    save_figure(figure, run_dir / "nelbo.png")
+
+
+def load_fit(
+    run_dir: Path, device: torch.device, data_dir: Path | None = None
+) -> VAEFit:
+    """Rebuild a :class:`VAEFit` from a run directory's config and checkpoint."""
+    config = read_config(run_dir)
+    record = load_checkpoint(run_dir / CHECKPOINT, "vae", device)
+    vae_config = VAEConfig.from_dict(record["config"])
+    vae = VAE(vae_config).to(device)
+    try:
+        vae.load_state_dict(record["vae_state"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{run_dir / CHECKPOINT} does not fit its configuration: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    data = load_images(
+        config["dataset"],
+        binarize=config["binarize"],
+        data_dir=data_dir,
+        device=device,
+        limit_train=config["train_images"],
+        limit_test=config["test_images"],
+    )
+    settings = TrainSettings(
+        **{k: config[k] for k in TRAIN_KEYS if k != "epochs"}, epochs=record["epoch"]
+    )
+    return VAEFit(vae, data, settings, History(**record["history"]))

@@ -1,0 +1,187 @@
+"""The variational autoencoder as a Pyro model and an amortized Pyro guide.
+
+Generative model, for each image in a plate over the batch::
+
+    z ~ p(z)                              Normal(0, I), or a learned mixture
+    x ~ Likelihood(decoder(z))            Bernoulli(logits) over the pixels
+
+Guide (inference network): ``q(z | x) = Normal(encoder(x)).to_event(1)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.nn import PyroModule, PyroParam
+from torch import nn
+
+from ppl_models.errors import UsageError
+from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES, build_networks
+from ppl_models.models.vae.priors import PRIORS, make_prior
+from ppl_models.validation import check_choice, check_positive_int
+
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "normal")
+ELBOS = ("trace", "meanfield")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Everything that fixes a VAE's architecture; saved as JSON with each run."""
+
+    image_shape: tuple[int, int] = (28, 28)
+    latent_dim: int = 50
+    architecture: str = "mlp"
+    hidden_dims: tuple[int, ...] = (400,)
+    activation: str = "softplus"
+    base_depth: int = 32
+    prior: str = "normal"
+    mixture_components: int = 10
+    likelihood: str = "bernoulli"
+
+    def __post_init__(self) -> None:
+        check_positive_int("latent_dim", self.latent_dim)
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_choice("prior", self.prior, PRIORS)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_positive_int("mixture_components", self.mixture_components)
+        for size in self.hidden_dims:
+            check_positive_int("hidden_dim", size)
+        object.__setattr__(self, "image_shape", tuple(self.image_shape))
+        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+
+    @property
+    def num_pixels(self) -> int:
+        """P = H * W."""
+        return self.image_shape[0] * self.image_shape[1]
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict; :meth:`from_dict` inverts it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> VAEConfig:
+        """Rebuild from :meth:`to_dict` output, ignoring unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+class VAEModel(PyroModule):
+    """``p(x, z) = p(z) p(x | z)``: prior and decoder network."""
+
+    def __init__(self, config: VAEConfig, decoder: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.decoder = decoder
+        self.prior = make_prior(
+            config.prior, config.latent_dim, config.mixture_components
+        )
+        self.register_buffer("anchor", torch.zeros(()))  # tells the model's device
+        if config.likelihood == "normal":
+            # One learned pixel noise scale, kept positive by its constraint.
+            self.pixel_scale = PyroParam(
+                torch.tensor(0.1), constraint=dist.constraints.positive
+            )
+
+    def forward(
+        self, x: torch.Tensor | None = None, num_images: int | None = None
+    ) -> torch.Tensor:
+        """Run the generative program, observing ``x`` when it is given.
+
+        :param x: images (B, P) in [0, 1]; ``None`` to generate ``num_images``.
+        :returns: x (B, P): the observed or generated images.
+        """
+        batch = _batch_size(x, num_images)
+        with pyro.plate("data", batch, dim=-1, device=self.anchor.device):
+            z = pyro.sample("z", self.prior())
+            logits = self.decoder(z)
+            return pyro.sample("x", self.likelihood(logits), obs=x)
+
+    def likelihood(self, logits: torch.Tensor) -> dist.TorchDistribution:
+        """``p(x | z)`` from decoder logits (..., B, P), event shape (P,)."""
+        if self.config.likelihood == "bernoulli":
+            pixels = dist.Bernoulli(logits=logits)
+        elif self.config.likelihood == "continuous_bernoulli":
+            pixels = dist.ContinuousBernoulli(logits=logits)
+        else:
+            pixels = dist.Normal(torch.sigmoid(logits), self.pixel_scale)
+        return pixels.to_event(1)
+
+
+class VAEGuide(PyroModule):
+    """``q(z | x) = Normal(encoder(x))``, amortized over images."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("anchor", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, num_images: int | None = None) -> torch.Tensor:
+        """Sample ``z`` (B, latent_dim) from ``q(z | x)`` for images ``x`` (B, P)."""
+        if x is None:
+            raise UsageError("the VAE's guide encodes images: it needs x")
+        with pyro.plate("data", x.shape[-2], dim=-1, device=self.anchor.device):
+            loc, scale = self.encoder(x)
+            return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+
+class VAE(nn.Module):
+    """A model and its guide, kept as two modules as Pyro's ELBO modules expect.
+
+    ``vae.to(device)`` moves networks, prior constants and learned prior alike.
+    """
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        encoder, decoder = build_networks(
+            config.architecture,
+            config.image_shape,
+            config.latent_dim,
+            config.hidden_dims,
+            config.activation,
+            config.base_depth,
+        )
+        self.model = VAEModel(config, decoder)
+        self.guide = VAEGuide(encoder)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live."""
+        return self.model.anchor.device
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and sd of ``z`` for images (B, P): two (B, latent_dim)."""
+        return self.guide.encoder(x)
+
+
+def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
+    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL) with vectorized
+    particles.
+
+    :raises UsageError: for a mixture prior with analytic KL, which has no closed form.
+    """
+    check_choice("elbo", name, ELBOS)
+    check_positive_int("num_particles", num_particles)
+    if name == "meanfield" and config.prior == "mixture":
+        raise UsageError(
+            "--elbo meanfield needs a closed-form KL, which a mixture prior does not "
+            "have: use --elbo trace with --prior mixture"
+        )
+    elbo_class = Trace_ELBO if name == "trace" else TraceMeanField_ELBO
+    return elbo_class(
+        num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1
+    )
+
+
+def _batch_size(x: torch.Tensor | None, num_images: int | None) -> int:
+    if x is not None:
+        return x.shape[-2]
+    if num_images is None:
+        raise UsageError("the VAE model needs images x or num_images")
+    return num_images

@@ -1,0 +1,60 @@
+"""The VAE's acceptance numbers on MNIST (skipped where MNIST is absent).
+
+Reference setting: dynamically binarized MNIST, mlp 784-400-50, batch 128, Adam
+lr 1e-3, Trace_ELBO, seed 0, 5 epochs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ppl_models.models.vae import fit_vae
+from tests.conftest import mnist_root
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reference_fit():
+    root = mnist_root()
+    if root is None:
+        pytest.skip("MNIST not found: set PPL_MODELS_DATA to a folder holding mnist/")
+    return fit_vae(
+        "mnist",
+        data_dir=root,
+        epochs=5,
+        batch_size=128,
+        lr=1e-3,
+        elbo="trace",
+        seed=0,
+        device="cpu",
+        progress=False,
+    )
+
+
+@pytest.mark.parametrize("variant", [
+    {"elbo": "meanfield"},
+    {"prior": "mixture"},
+    {"architecture": "conv", "latent_dim": 16, "train_images": 3000,
+     "test_images": 1000, "batch_size": 64},
+])  # fmt: skip
+def test_variants_train_without_nan_and_improve_after_the_first_epoch(
+    variant, mnist_data_root
+):
+    settings = dict(
+        epochs=2,
+        batch_size=128,
+        lr=1e-3,
+        seed=0,
+        device="cpu",
+        progress=False,
+        data_dir=mnist_data_root,
+    )
+    fit = fit_vae("mnist", **{**settings, **variant})
+    elbos = fit.history.train_elbo + fit.history.test_elbo
+    assert all(math.isfinite(v) for v in elbos)
+    assert fit.history.test_elbo[1] > fit.history.test_elbo[0]
+    assert torch.isfinite(next(iter(fit.vae.parameters()))).all()
