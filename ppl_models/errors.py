@@ -20,3 +20,17 @@ class DataError(UsageError):
 
 class CheckpointError(UsageError):
     """A checkpoint or run directory that cannot be loaded safely."""
+
+
+class TrainingError(RuntimeError):
+    """Training stopped on a fault it cannot recover from; the last checkpoint is
+    left intact. The command line exits with status 1.
+    """
+
+
+class NumericalError(TrainingError):
+    """A loss or gradient became NaN or infinite."""
+
+
+class ResourceError(TrainingError):
+    """The device ran out of memory."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from ppl_models.cli.demo import run_demo
 from ppl_models.cli.fitting import add_common_fit_arguments, run_fit
 from ppl_models.device import resolve_device
-from ppl_models.errors import UsageError
+from ppl_models.errors import TrainingError, UsageError
 from ppl_models.io.run_dir import read_config
 from ppl_models.registry import get_model, list_models
 
@@ -77,8 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         print(f"ppl-models: error: {'; '.join(lines)}", file=sys.stderr)
         return 2
+    except TrainingError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"ppl-models: training stopped: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("ppl-models: interrupted", file=sys.stderr)
+        print(
+            "ppl-models: interrupted; a run's checkpoint holds its last finished "
+            "epoch: continue it with --resume",
+            file=sys.stderr,
+        )
         return 130
 
 

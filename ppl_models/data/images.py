@@ -68,6 +68,14 @@ class ImageData:
                     f"ImageData.{part}_labels must have shape ({images.shape[0]},), "
                     f"got {tuple(labels.shape)}"
                 )
+            _check_pixels(f"ImageData.{part}", images, binary=self._binary(part))
+
+    def _binary(self, part: str) -> bool:
+        # Dynamic binarization draws the training pixels per batch, so only its test
+        # set is already binary.
+        if self.binarize == "threshold":
+            return True
+        return self.binarize == "dynamic" and part == "test"
 
     @property
     def num_pixels(self) -> int:
@@ -95,6 +103,25 @@ class ImageData:
 
 def _unknown(name: str, value: object, choices: tuple[str, ...]) -> str:
     return f"unknown {name} {value!r}: expected one of {', '.join(choices)}"
+
+
+def _check_pixels(name: str, images: torch.Tensor, binary: bool) -> None:
+    """Pixels must be floats in [0, 1] (exactly 0 or 1 if ``binary``), at least one
+    image, no NaN: what the likelihoods' supports require.
+    """
+    if not images.dtype.is_floating_point:
+        raise DataError(f"{name} must hold floating-point pixels, got {images.dtype}")
+    if images.shape[0] == 0:
+        raise DataError(f"{name} is empty: it has no images")
+    if not torch.isfinite(images).all():
+        raise DataError(f"{name} has NaN or infinite pixel values")
+    if images.min() < 0 or images.max() > 1:
+        raise DataError(
+            f"{name} has pixel values outside [0, 1] (min {float(images.min()):.3g}, "
+            f"max {float(images.max()):.3g})"
+        )
+    if binary and not ((images == 0) | (images == 1)).all():
+        raise DataError(f"{name} must be binary (0 or 1) for this binarization")
 
 
 def _check_limit(name: str, value: int | None) -> None:

@@ -15,6 +15,7 @@ import torch
 from pyro import poutine
 from pyro.infer import ELBO
 
+from ppl_models.inference.guard import NonFiniteWatch
 from ppl_models.inference.progress import LossProgress
 
 # PyroModule parameters live in their modules, not in Pyro's global param store,
@@ -43,12 +44,30 @@ def initialize_guide(guide: Callable[..., Any], *args: Any) -> None:
 
 
 def svi_step(
-    objective: torch.nn.Module, optimizer: torch.optim.Optimizer, *args: Any
+    objective: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *args: Any,
+    max_grad_norm: float | None = None,
+    watch: NonFiniteWatch | None = None,
 ) -> torch.Tensor:
-    """One gradient step on the negative ELBO; returns the loss, a 0-dim tensor."""
+    """One gradient step on the negative ELBO; returns the loss, a 0-dim tensor.
+
+    :param max_grad_norm: clip the gradients' total norm to this value.
+    :param watch: records the loss and gradient norm, to catch NaN/Inf on the device.
+    """
     optimizer.zero_grad(set_to_none=True)
     loss = objective(*args)
     loss.backward()
+    if max_grad_norm is not None or watch is not None:
+        params = [
+            p for g in optimizer.param_groups for p in g["params"] if p.grad is not None
+        ]
+        if max_grad_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if watch is not None:
+            watch.observe(loss.detach(), norm)
     optimizer.step()
     return loss.detach()
 
@@ -66,7 +85,11 @@ def run_svi(
     :returns: the loss before each step, (steps,), on the objective's device.
     """
     losses = None
-    with LossProgress(steps, desc, enabled=progress) as bar:
+    # No per-step argument validation (a host sync each); inputs are checked once.
+    with (
+        LossProgress(steps, desc, enabled=progress) as bar,
+        pyro.validation_enabled(False),
+    ):
         for step in range(steps):
             loss = svi_step(objective, optimizer, *args)
             if losses is None:

@@ -7,7 +7,8 @@ inside a plate over samples, so K samples of a batch are one vectorized pass::
     ELBO(x) = mean_k log w_k            IWAE_K(x) = log mean_k w_k  >= ELBO(x)
 
 Work is cut into chunks of images and samples whose decoder output stays under
-``max_elements`` numbers, so memory is bounded whatever K is.
+``max_elements`` numbers, so memory is bounded whatever K is; if the device still
+runs out of memory, the chunks are halved until they fit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyro
 import torch
 from pyro import poutine
 
+from ppl_models.errors import ResourceError
 from ppl_models.models.vae.model import VAE
 from ppl_models.validation import check_positive_int
 
@@ -56,19 +58,34 @@ def evaluate_bounds(
     """
     check_positive_int("num_samples", num_samples)
     num_pixels = images.shape[-1]
-    per_pass = max(1, max_elements // num_pixels)  # images x samples per pass
-    samples_per_pass = min(num_samples, per_pass)
-    images_per_pass = max(1, per_pass // samples_per_pass)
+    budget = max_elements
     elbo_sum = images.new_zeros(())
     iwae_sum = images.new_zeros(())
-    for batch in images.split(images_per_pass):
-        chunks = [
-            log_weights(vae, batch, min(samples_per_pass, num_samples - start))
-            for start in range(0, num_samples, samples_per_pass)
-        ]
-        log_w = torch.cat(chunks)  # (K, B)
+    start = 0
+    while start < images.shape[0]:
+        per_pass = max(1, budget // num_pixels)  # images x samples per pass
+        samples_per_pass = min(num_samples, per_pass)
+        batch = images[start : start + max(1, per_pass // samples_per_pass)]
+        try:
+            log_w = torch.cat(  # (K, B)
+                [
+                    log_weights(vae, batch, min(samples_per_pass, num_samples - k))
+                    for k in range(0, num_samples, samples_per_pass)
+                ]
+            )
+        except torch.OutOfMemoryError:
+            # Out of memory: free what the failed pass held and go on in halves.
+            if budget <= num_pixels:
+                raise ResourceError(
+                    "out of memory evaluating a single image and sample"
+                ) from None
+            budget //= 2
+            if images.device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
         elbo_sum += log_w.mean(0).sum()
         iwae_sum += (log_w.logsumexp(0) - math.log(num_samples)).sum()
+        start += batch.shape[0]
     count = images.shape[0]
     return {"elbo": float(elbo_sum) / count, "iwae": float(iwae_sum) / count}
 

@@ -76,6 +76,10 @@ class VAESpec(ModelSpec):
         add("--epochs", type=int, default=5)
         add("--batch-size", type=int, default=128)
         add("--lr", type=float, default=1e-3)
+        add("--clip-grad", type=float, help="clip the gradient norm to this value")
+        add(
+            "--checkpoint-every", type=int, default=1, help="epochs between checkpoints"
+        )
         add("--resume", action="store_true", help="continue the run in --out")
         add("--overwrite", action="store_true", help="replace a run already in --out")
         add("--no-criticize", action="store_true", help="skip the pictures and checks")
@@ -88,7 +92,10 @@ class VAESpec(ModelSpec):
         run, record = _run_and_checkpoint(args, run_dir, device)
         # Check everything cheap, then load the data, before writing any file.
         settings = TrainSettings(
-            **{k: run[k] for k in TRAIN_KEYS if k != "epochs"}, epochs=args.epochs
+            **{k: run[k] for k in TRAIN_KEYS if k != "epochs"},
+            epochs=args.epochs,
+            clip_grad=args.clip_grad,
+            checkpoint_every=args.checkpoint_every,
         )
         vae_args = {k: run[k] for k in VAE_CONFIG_KEYS}
         vae_args["likelihood"] = vae_args["likelihood"] or default_likelihood(
@@ -118,6 +125,8 @@ class VAESpec(ModelSpec):
             resume_from=record,
             on_epoch_end=lambda h: update_summary(run_dir, **history_summary(h)),
             **{k: getattr(settings, k) for k in TRAIN_KEYS},
+            clip_grad=settings.clip_grad,
+            checkpoint_every=settings.checkpoint_every,
             **vae_args,
         )
         save_nelbo_plot(fit.history, run_dir)
@@ -210,7 +219,9 @@ def _run_and_checkpoint(
             raise UsageError(f"--resume: {run_dir} holds no checkpoint to resume")
         config = read_config(run_dir)
         run = {key: config[key] for key in RUN_KEYS}
-        return run, load_checkpoint(checkpoint, "vae", device)
+        record = load_checkpoint(checkpoint, "vae", device)
+        check_checkpoint_config(record, run, checkpoint)
+        return run, record
     if checkpoint.is_file() and not args.overwrite:
         raise UsageError(
             f"{run_dir} already holds a run: use --resume to continue it, "
@@ -254,17 +265,41 @@ def save_nelbo_plot(history: History, run_dir: Path) -> None:
     save_figure(figure, run_dir / "nelbo.png")
 
 
+def check_checkpoint_config(
+    record: dict[str, Any], run: dict[str, Any], path: Path
+) -> VAEConfig:
+    """The checkpoint's :class:`VAEConfig`, if it matches the run's settings.
+
+    :raises CheckpointError: naming the settings that differ, e.g. a checkpoint
+        copied in from a run with another latent size.
+    """
+    saved = VAEConfig.from_dict(record["config"])
+    declared = {k: run[k] for k in VAE_CONFIG_KEYS if run.get(k) is not None}
+    expected = VAEConfig.from_dict({**saved.to_dict(), **declared})
+    if expected != saved:
+        differ = [
+            f"{k} {getattr(saved, k)!r} in the checkpoint, {getattr(expected, k)!r} "
+            "in config.json"
+            for k in VAE_CONFIG_KEYS
+            if getattr(saved, k) != getattr(expected, k)
+        ]
+        raise CheckpointError(
+            f"{path} was written for another configuration: {'; '.join(differ)}"
+        )
+    return saved
+
+
 def load_fit(
     run_dir: Path, device: torch.device, data_dir: Path | None = None
 ) -> VAEFit:
     """Rebuild a :class:`VAEFit` from a run directory's config and checkpoint."""
     config = read_config(run_dir)
     record = load_checkpoint(run_dir / CHECKPOINT, "vae", device)
-    vae_config = VAEConfig.from_dict(record["config"])
+    vae_config = check_checkpoint_config(record, config, run_dir / CHECKPOINT)
     vae = VAE(vae_config).to(device)
     try:
         vae.load_state_dict(record["vae_state"])
-    except RuntimeError as error:
+    except (RuntimeError, KeyError) as error:
         raise CheckpointError(
             f"{run_dir / CHECKPOINT} does not fit its configuration: "
             f"{str(error).splitlines()[0]}"

@@ -71,6 +71,8 @@ def fit_vae(
     elbo: str = "trace",
     num_particles: int = 1,
     seed: int = 0,
+    clip_grad: float | None = None,
+    checkpoint_every: int = 1,
     device: str | torch.device = "auto",
     progress: bool | None = None,
     train_images: int | None = None,
@@ -90,7 +92,9 @@ def fit_vae(
     :param elbo: ``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL).
     :param train_images: use only the first this many training images (quick runs).
     :param test_images: use only the first this many test images.
-    :param checkpoint_path: write a checkpoint there after every epoch.
+    :param clip_grad: clip the gradients' total norm to this value.
+    :param checkpoint_path: write a checkpoint there every ``checkpoint_every``
+        epochs, after the last one, and on Ctrl-C.
     :param resume_from: a checkpoint record to continue training from.
     :param on_epoch_end: called with the history after every epoch.
     :param config: :class:`VAEConfig` fields: ``latent_dim``, ``architecture``,
@@ -105,6 +109,8 @@ def fit_vae(
         batch_size=batch_size,
         lr=lr,
         seed=seed,
+        clip_grad=clip_grad,
+        checkpoint_every=checkpoint_every,
     )
     device = resolve_device(device)
     if isinstance(dataset, ImageData):

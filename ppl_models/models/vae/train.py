@@ -10,6 +10,7 @@ checkpoint takes exactly the steps the uninterrupted run would have taken.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,13 @@ import pyro
 import torch
 
 from ppl_models.data.images import ImageData, train_batches
+from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference import make_objective, svi_step
+from ppl_models.inference.guard import (
+    NonFiniteWatch,
+    nonfinite_parameters,
+    nonfinite_sites,
+)
 from ppl_models.inference.progress import LossProgress
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
@@ -37,12 +44,22 @@ class TrainSettings:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
+    #: clip the gradients' total norm to this value (None: no clipping)
+    clip_grad: float | None = None
+    #: write a checkpoint every this many epochs (and at the last one, and on Ctrl-C)
+    checkpoint_every: int = 1
+    #: read the device's NaN/Inf watch every this many steps
+    check_every: int = 100
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("num_particles", self.num_particles)
         check_positive_float("lr", self.lr)
+        if self.clip_grad is not None:
+            check_positive_float("clip_grad", self.clip_grad)
+        check_positive_int("checkpoint_every", self.checkpoint_every)
+        check_positive_int("check_every", self.check_every)
 
 
 @dataclass
@@ -97,28 +114,91 @@ def train_vae(
         history = restore(vae, optimizer, resume_from)
     num_train = data.train.shape[0]
     steps = -(-num_train // settings.batch_size)
-    for epoch in range(history.epochs_done, settings.epochs):
-        start = time.perf_counter()
-        total = data.train.new_zeros(())
-        with LossProgress(
-            steps, f"epoch {epoch + 1}/{settings.epochs}", enabled=progress
-        ) as bar:
-            for x in train_batches(data, settings.batch_size):
-                loss = svi_step(objective, optimizer, x)
-                total += loss
-                bar.update(loss / x.shape[0])
-        # float() waits for the device: the epoch's time is then the real one.
-        history.train_elbo.append(-float(total) / num_train)
-        history.train_seconds.append(time.perf_counter() - start)
-        history.train_images += num_train
-        history.test_elbo.append(held_out_elbo(vae, data, settings.seed))
-        if checkpoint_path is not None:
-            save_checkpoint(
-                checkpoint_path, "vae", checkpoint_payload(vae, optimizer, history)
-            )
-        if on_epoch_end is not None:
-            on_epoch_end(history)
+    watch = NonFiniteWatch(
+        data.train.device, settings.check_every, history.epochs_done * steps + 1
+    )
+    # The state at the end of the last finished epoch, kept for Ctrl-C when it is
+    # not on disk yet; a checkpoint taken mid-epoch could not be resumed exactly.
+    unsaved: dict[str, Any] | None = None
+    try:
+        # Pyro's argument checks read every distribution's parameters on the host,
+        # one sync per step; inputs were checked once at the boundary instead, and
+        # a NaN that training produces is caught by the watch, which reports it
+        # once, so Pyro's per-step NaN warnings are silenced.
+        with pyro.validation_enabled(False), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Encountered NaN", UserWarning)
+            for epoch in range(history.epochs_done, settings.epochs):
+                start = time.perf_counter()
+                total = data.train.new_zeros(())
+                desc = f"epoch {epoch + 1}/{settings.epochs}"
+                with LossProgress(steps, desc, enabled=progress) as bar:
+                    for x in train_batches(data, settings.batch_size):
+                        loss = svi_step(
+                            objective,
+                            optimizer,
+                            x,
+                            max_grad_norm=settings.clip_grad,
+                            watch=watch,
+                        )
+                        total += loss
+                        bar.update(loss / x.shape[0])
+                        _stop_if_nonfinite(watch, vae, x, epoch, checkpoint_path)
+                _stop_if_nonfinite(watch, vae, x, epoch, checkpoint_path, force=True)
+                # float() waits for the device: the epoch's time is then the real one.
+                history.train_elbo.append(-float(total) / num_train)
+                history.train_seconds.append(time.perf_counter() - start)
+                history.train_images += num_train
+                history.test_elbo.append(held_out_elbo(vae, data, settings.seed))
+                unsaved = checkpoint_payload(vae, optimizer, history, copy=True)
+                last = history.epochs_done == settings.epochs
+                if checkpoint_path is not None and (
+                    last or history.epochs_done % settings.checkpoint_every == 0
+                ):
+                    save_checkpoint(checkpoint_path, "vae", unsaved)
+                    unsaved = None
+                if on_epoch_end is not None:
+                    on_epoch_end(history)
+    except KeyboardInterrupt:
+        if checkpoint_path is not None and unsaved is not None:
+            save_checkpoint(checkpoint_path, "vae", unsaved)
+        raise
+    except torch.OutOfMemoryError:
+        raise ResourceError(
+            f"the device ran out of memory in epoch {history.epochs_done + 1} with "
+            f"batch size {settings.batch_size}: try a smaller --batch-size"
+            + _checkpoint_note(checkpoint_path)
+        ) from None
     return history
+
+
+def _stop_if_nonfinite(
+    watch: NonFiniteWatch,
+    vae: VAE,
+    x: torch.Tensor,
+    epoch: int,
+    checkpoint_path: Path | None,
+    force: bool = False,
+) -> None:
+    step = watch.first_bad_step(force=force)
+    if step is None:
+        return
+    # The sites are those that are non-finite now, on the batch at hand; by now the
+    # parameters may have taken a NaN step too, so they are listed as well.
+    sites = nonfinite_sites(vae.model, vae.guide, x) or ["none on the current batch"]
+    params = nonfinite_parameters(vae) or ["none"]
+    raise NumericalError(
+        f"the loss or its gradient became NaN or infinite at step {step} "
+        f"(epoch {epoch + 1}); non-finite log-probabilities at sites: "
+        f"{', '.join(sites)}; non-finite parameters: {', '.join(params[:5])}"
+        f"{' ...' if len(params) > 5 else ''}; try a lower --lr or --clip-grad"
+        + _checkpoint_note(checkpoint_path)
+    )
+
+
+def _checkpoint_note(checkpoint_path: Path | None) -> str:
+    if checkpoint_path is None or not checkpoint_path.is_file():
+        return ""
+    return f"; the last checkpoint, {checkpoint_path}, is intact"
 
 
 def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
@@ -132,14 +212,18 @@ def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
 
 
 def checkpoint_payload(
-    vae: VAE, optimizer: torch.optim.Optimizer, history: History
+    vae: VAE, optimizer: torch.optim.Optimizer, history: History, copy: bool = False
 ) -> dict[str, Any]:
-    """Everything needed to resume: parameters, optimizer state, epoch, RNG state."""
+    """Everything needed to resume: parameters, optimizer state, epoch, RNG state.
+
+    :param copy: clone every tensor, so the payload stays as it is while training
+        goes on.
+    """
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         # pyro.get_rng_state leaves out the CUDA generators; keep them too.
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {
+    payload = {
         "config": vae.config.to_dict(),
         "vae_state": vae.state_dict(),
         "optimizer_state": optimizer.state_dict(),
@@ -147,6 +231,18 @@ def checkpoint_payload(
         "history": asdict(history),
         "rng": rng,
     }
+    return copy_tensors(payload) if copy else payload
+
+
+def copy_tensors(obj: Any) -> Any:
+    """``obj`` with every tensor in its dicts, lists and tuples cloned."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {key: copy_tensors(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(copy_tensors(value) for value in obj)
+    return obj
 
 
 def restore(
