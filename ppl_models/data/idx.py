@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -19,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from ppl_models.errors import DataError
+from ppl_models.io.atomic import atomic_open
 
 UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -130,25 +129,15 @@ def write_idx(
     )
     payload = header + np.ascontiguousarray(array).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if compress:
-                # mtime=0 and a fixed name make the bytes reproducible.
-                with gzip.GzipFile(
-                    filename=path.name, mode="wb", fileobj=out, mtime=0
-                ) as gz:
-                    gz.write(payload)
-            else:
-                out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as out:
+        if compress:
+            # mtime=0 and a fixed name make the bytes reproducible.
+            with gzip.GzipFile(
+                filename=path.name, mode="wb", fileobj=out, mtime=0
+            ) as gz:
+                gz.write(payload)
+        else:
+            out.write(payload)
     return path
 
 

@@ -57,3 +57,18 @@ def load_checkpoint(
             f"{path} is a checkpoint of model {record.get('model')!r}, not {model!r}"
         )
     return record
+
+
+def load_state(
+    module: torch.nn.Module, state: dict[str, Any], path: str | Path
+) -> None:
+    """``module.load_state_dict(state)``, or a :class:`CheckpointError` saying that
+    the checkpoint at ``path`` does not fit the module's configuration.
+    """
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError) as error:
+        raise CheckpointError(
+            f"{path} does not fit the run's configuration: "
+            f"{str(error).strip().splitlines()[0]}"
+        ) from None

@@ -10,9 +10,8 @@ from typing import Any
 import torch
 
 from ppl_models.data.arrays import load_array_file
-from ppl_models.errors import CheckpointError
 from ppl_models.inference import initialize_guide
-from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
+from ppl_models.io.checkpoint import load_checkpoint, load_state, save_checkpoint
 from ppl_models.io.run_dir import (
     CHECKPOINT,
     read_config,
@@ -182,14 +181,8 @@ def load_fit(path: Path, config: dict[str, Any], device: torch.device) -> PPCAFi
     )
     guide = make_guide(model, config["inference"])
     initialize_guide(guide, record["x"])
-    try:
-        model.load_state_dict(record["model_state"])
-        guide.load_state_dict(record["guide_state"])
-    except (RuntimeError, KeyError) as error:
-        raise CheckpointError(
-            f"{path} does not match the configuration in config.json: "
-            f"{str(error).splitlines()[0]}"
-        ) from None
+    load_state(model, record["model_state"], path)
+    load_state(guide, record["guide_state"], path)
     return PPCAFit(
         model=model,
         guide=guide,

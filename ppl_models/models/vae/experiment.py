@@ -13,7 +13,7 @@ import torch
 from ppl_models.data.images import BINARIZATIONS, DATASETS, load_images
 from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.atomic import write_json
-from ppl_models.io.checkpoint import load_checkpoint
+from ppl_models.io.checkpoint import load_checkpoint, load_state
 from ppl_models.io.run_dir import (
     CHECKPOINT,
     SUMMARY,
@@ -297,13 +297,7 @@ def load_fit(
     record = load_checkpoint(run_dir / CHECKPOINT, "vae", device)
     vae_config = check_checkpoint_config(record, config, run_dir / CHECKPOINT)
     vae = VAE(vae_config).to(device)
-    try:
-        vae.load_state_dict(record["vae_state"])
-    except (RuntimeError, KeyError) as error:
-        raise CheckpointError(
-            f"{run_dir / CHECKPOINT} does not fit its configuration: "
-            f"{str(error).splitlines()[0]}"
-        ) from None
+    load_state(vae, record["vae_state"], run_dir / CHECKPOINT)
     data = load_images(
         config["dataset"],
         binarize=config["binarize"],
