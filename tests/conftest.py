@@ -20,12 +20,24 @@ requires_cuda = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def device() -> torch.device:
     """The device the suite tests on."""
     from ppl_models.device import resolve_device
 
     return resolve_device(TEST_DEVICE)
+
+
+def assert_same_parameters(a: dict, b: dict) -> None:
+    """Bitwise equal state dicts on the CPU; equal to float tolerance on a GPU,
+    where some kernels are not deterministic.
+    """
+    assert a.keys() == b.keys()
+    for name, value in a.items():
+        if value.device.type == "cpu":
+            assert torch.equal(value, b[name]), name
+        else:
+            assert torch.allclose(value, b[name], rtol=1e-5, atol=1e-6), name
 
 
 def mnist_root() -> Path | None:

@@ -15,12 +15,13 @@ from ppl_models.models.ppca import (
     simulate,
     subspace_cosine,
 )
+from tests.conftest import TEST_DEVICE
 
 
 @pytest.fixture(scope="module", params=["map", "meanfield"])
 def default_fit(request):
     """The default experiment: N=5000, D=2, K=1, sigma=0.5, seed 0."""
-    return fit_ppca(inference=request.param, seed=0, device="cpu", progress=False)
+    return fit_ppca(inference=request.param, seed=0, device=TEST_DEVICE, progress=False)
 
 
 def test_default_experiment_recovers_the_axes(default_fit):

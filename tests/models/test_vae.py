@@ -11,6 +11,7 @@ from pyro import poutine
 from ppl_models.data import load_images
 from ppl_models.errors import UsageError
 from ppl_models.inference import make_objective, svi_step
+from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import (
     VAE,
     TrainSettings,
@@ -21,6 +22,7 @@ from ppl_models.models.vae import (
 )
 from ppl_models.models.vae.evaluate import evaluate_bounds, log_weights
 from ppl_models.models.vae.train import checkpoint_payload
+from tests.conftest import assert_same_parameters
 
 
 def small_vae(**overrides) -> VAE:
@@ -114,8 +116,8 @@ def test_chunked_evaluation_covers_every_image_and_sample(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_images("digits", binarize="threshold", device="cpu")
+def digits(device):
+    return load_images("digits", binarize="threshold", device=device)
 
 
 def test_digits_trains_offline_and_the_elbo_improves(digits):
@@ -166,27 +168,23 @@ def test_bernoulli_likelihood_refuses_grayscale_pixels():
 
 def _train(epochs, digits, resume_from=None, checkpoint=None):
     torch.manual_seed(0)
-    vae = small_vae(hidden_dims=(32,))
+    vae = small_vae(hidden_dims=(32,)).to(digits.device)
     settings = TrainSettings(epochs=epochs, batch_size=128, lr=3e-3, seed=0)
     history = train_vae(vae, digits, settings, resume_from=resume_from,
                         checkpoint_path=checkpoint, progress=False)  # fmt: skip
     return vae, history
 
 
-def test_resumed_training_is_bitwise_identical(digits, tmp_path):
-    from ppl_models.io.checkpoint import load_checkpoint
-
+def test_resumed_training_matches_straight_training(digits, tmp_path):
     straight, straight_history = _train(2, digits)
     _train(1, digits, checkpoint=tmp_path / "ckpt.pt")
-    record = load_checkpoint(tmp_path / "ckpt.pt", "vae")
+    record = load_checkpoint(tmp_path / "ckpt.pt", "vae", digits.device)
     assert record["epoch"] == 1
     resumed, resumed_history = _train(2, digits, resume_from=record)
-    for (name, a), b in zip(
-        straight.state_dict().items(), resumed.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), name
-    assert resumed_history.train_elbo == straight_history.train_elbo
-    assert resumed_history.test_elbo == straight_history.test_elbo
+    assert_same_parameters(straight.state_dict(), resumed.state_dict())
+    if digits.device.type == "cpu":
+        assert resumed_history.train_elbo == straight_history.train_elbo
+        assert resumed_history.test_elbo == straight_history.test_elbo
 
 
 def test_checkpoint_holds_everything_needed_to_resume(digits):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ppl_models.models.vae import fit_vae
-from tests.conftest import mnist_root
+from tests.conftest import TEST_DEVICE, mnist_root
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def reference_fit():
         lr=1e-3,
         elbo="trace",
         seed=0,
-        device="cpu",
+        device=TEST_DEVICE,
         progress=False,
     )
 
@@ -49,7 +49,7 @@ def test_variants_train_without_nan_and_improve_after_the_first_epoch(
         batch_size=128,
         lr=1e-3,
         seed=0,
-        device="cpu",
+        device=TEST_DEVICE,
         progress=False,
         data_dir=mnist_data_root,
     )

@@ -19,16 +19,18 @@ from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train_vae
 from ppl_models.models.vae import train as train_module
 from ppl_models.models.vae.evaluate import evaluate_bounds
+from tests.conftest import TEST_DEVICE, assert_same_parameters
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_images("digits", binarize="threshold", device="cpu")
+def digits(device):
+    return load_images("digits", binarize="threshold", device=device)
 
 
-def small_vae() -> VAE:
+def small_vae(device: torch.device | str = TEST_DEVICE) -> VAE:
     torch.manual_seed(0)
-    return VAE(VAEConfig(image_shape=(8, 8), latent_dim=2, hidden_dims=(16,)))
+    config = VAEConfig(image_shape=(8, 8), latent_dim=2, hidden_dims=(16,))
+    return VAE(config).to(device)
 
 
 STEPS_PER_EPOCH = 12  # 1500 digits in batches of 128
@@ -94,14 +96,13 @@ def test_ctrl_c_saves_the_last_finished_epoch_and_resume_is_exact(digits, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         train_vae(small_vae(), digits, settings, checkpoint_path=checkpoint,
                   progress=False, on_epoch_end=interrupt_after_two)  # fmt: skip
-    record = load_checkpoint(checkpoint, "vae")
+    record = load_checkpoint(checkpoint, "vae", digits.device)
     assert record["epoch"] == 2
     resumed = small_vae()
     train_vae(resumed, digits, settings, resume_from=record, progress=False)
     straight = small_vae()
     train_vae(straight, digits, settings, progress=False)
-    for name, value in straight.state_dict().items():
-        assert torch.equal(value, resumed.state_dict()[name]), name
+    assert_same_parameters(straight.state_dict(), resumed.state_dict())
 
 
 def test_out_of_memory_in_training_stops_with_advice(digits, tmp_path, monkeypatch):
