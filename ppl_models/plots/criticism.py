@@ -18,6 +18,7 @@ def plot_replay_scatter(
     *,
     title: str = "Observed data and data generated from inferred latents",
     max_points: int = 2000,
+    labels: tuple[str, str] = ("$x_1$", "$x_2$"),
 ) -> Figure:
     """Overlay the first two coordinates of observed and generated points.
 
@@ -30,7 +31,9 @@ def plot_replay_scatter(
         points = points[:max_points].detach().cpu()
         y = points[:, 1] if points.shape[1] > 1 else torch.zeros(len(points))
         ax.scatter(points[:, 0], y, s=6, alpha=0.35, marker=marker, label=label)
-    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$" if observed.shape[1] > 1 else "")
+    ax.set(
+        title=title, xlabel=labels[0], ylabel=labels[1] if observed.shape[1] > 1 else ""
+    )
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(markerscale=3)
     return fig
@@ -40,15 +43,16 @@ def plot_ppc(
     results: Mapping[str, CheckResult], *, title: str = "Posterior predictive checks"
 ) -> Figure:
     """A histogram of each statistic's replicated values, observed value marked."""
-    ncols = min(3, len(results))
+    # Up to four panels in a row; more wrap onto rows of three.
+    ncols = len(results) if len(results) <= 4 else 3
     nrows = math.ceil(len(results) / ncols)
     fig, axes = new_figure(ncols, nrows, size=3.6)
     for ax, result in zip(axes, results.values(), strict=False):
         ax.hist(result.replicated.numpy(), bins=30, color="tab:blue", alpha=0.7)
         ax.axvline(result.observed, color="tab:red", linewidth=2, label="observed")
         ax.set(
-            title=f"{result.name}\np = {result.p_value:.3f}",
-            xlabel="statistic",
+            title=f"p = {result.p_value:.3f}",
+            xlabel=result.name,
             ylabel="replicated data sets",
         )
         ax.legend(fontsize="small")

@@ -80,6 +80,10 @@ def test_fit_then_criticize_writes_a_complete_run(capsys, tmp_path, inference):
     assert (out / "ppc.png").is_file()
     again = json.loads((out / "summary.json").read_text())
     assert again["w"] == summary["w"]
+    # Criticism draws from its own derived seed: the same numbers as at fit time,
+    # and not from the stream that simulated the data.
+    assert again["replay_cov_rel_error"] == summary["replay_cov_rel_error"]
+    assert again["ppc"] == summary["ppc"]
 
 
 def test_fit_reads_a_user_data_file(capsys, tmp_path):

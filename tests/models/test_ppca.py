@@ -142,3 +142,13 @@ def test_bad_input_names_the_problem(kwargs, message):
 def test_model_rejects_data_in_the_wrong_layout():
     with pytest.raises(DataError, match="data_dim=2"):
         PPCA(2, 1)(torch.zeros(3, 10))
+
+
+def test_criticism_does_not_reuse_the_simulation_stream(tmp_path):
+    # Replaying with the stream that simulated the data would correlate the replay
+    # with the data; the run's criticism uses a derived seed instead.
+    from ppl_models.models.ppca.experiment import criticize_fit
+
+    fit = fit_ppca(inference="meanfield", seed=0, device="cpu", progress=False)
+    summary = criticize_fit(fit, tmp_path, ppc_samples=20, seed=0)
+    assert summary["replay_cov_rel_error"] <= 0.15

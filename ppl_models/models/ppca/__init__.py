@@ -5,6 +5,7 @@ from ppl_models.models.ppca.fit import (
     INFERENCE_METHODS,
     PPCAFit,
     fit_ppca,
+    make_elbo,
     ppca_statistics,
 )
 from ppl_models.models.ppca.model import (
@@ -22,6 +23,7 @@ __all__ = [
     "PPCASpec",
     "closed_form_w",
     "fit_ppca",
+    "make_elbo",
     "make_guide",
     "ppca_statistics",
     "simulate",

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyro
 import torch
 
 from ppl_models.data.arrays import load_array_file
@@ -23,6 +24,7 @@ from ppl_models.models.ppca.fit import INFERENCE_METHODS, PPCAFit, fit_ppca, mak
 from ppl_models.models.ppca.model import PPCA, make_guide
 from ppl_models.plots import plot_loss_trace, plot_ppc, plot_replay_scatter, save_figure
 from ppl_models.registry import ModelSpec, SmokeCase, register_model
+from ppl_models.seeding import derived_seed
 
 
 @register_model
@@ -109,14 +111,13 @@ class PPCASpec(ModelSpec):
         if fit.w_scale is not None:
             summary["w_scale"] = fit.w_scale.tolist()
         update_summary(run_dir, **summary)
-        return criticize_fit(fit, run_dir, args.ppc_samples)
+        return criticize_fit(fit, run_dir, args.ppc_samples, args.seed)
 
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
         config = read_config(run_dir)
         fit = load_fit(run_dir / CHECKPOINT, config, device)
-        torch.manual_seed(config["seed"])
-        return criticize_fit(fit, run_dir, config["ppc_samples"])
+        return criticize_fit(fit, run_dir, config["ppc_samples"], config["seed"])
 
     @classmethod
     def demo_runs(cls) -> dict[str, list[str]]:
@@ -138,8 +139,15 @@ class PPCASpec(ModelSpec):
             )
 
 
-def criticize_fit(fit: PPCAFit, run_dir: Path, ppc_samples: int) -> dict[str, Any]:
-    """Replay inferred latents, run the predictive checks, write plots and summary."""
+def criticize_fit(
+    fit: PPCAFit, run_dir: Path, ppc_samples: int, seed: int
+) -> dict[str, Any]:
+    """Replay inferred latents, run the predictive checks, write plots and summary.
+
+    Draws come from a seed derived from the run's (see :mod:`ppl_models.seeding`),
+    so ``fit`` and a later ``criticize`` report the same numbers.
+    """
+    pyro.set_rng_seed(derived_seed(seed, "criticism"))
     generated = fit.replay()
     figure = plot_replay_scatter(
         fit.x.T,

@@ -104,17 +104,20 @@ class PPCAFit:
         return float(torch.linalg.norm(cov_gen - cov_obs) / torch.linalg.norm(cov_obs))
 
     def posterior_predictive_check(
-        self, num_samples: int = 500
+        self, num_samples: int = 500, statistics: dict | None = None
     ) -> dict[str, CheckResult]:
-        """Per-dimension variance and the largest covariance eigenvalue, observed
-        against data sets replicated from the fitted posterior.
+        """Test statistics of the data against data sets replicated from the fitted
+        posterior.
+
+        :param statistics: name -> function of a data set (data_dim, N) returning a
+            scalar; default :func:`ppca_statistics` (per-dimension variance and the
+            largest covariance eigenvalue).
         """
         x_rep = replicate(
             self.model, self.guide, (None, self.num_datapoints), num_samples=num_samples
         )
-        return posterior_predictive_check(
-            self.x, x_rep, ppca_statistics(self.model.data_dim)
-        )
+        statistics = statistics or ppca_statistics(self.model.data_dim)
+        return posterior_predictive_check(self.x, x_rep, statistics)
 
 
 def ppca_statistics(data_dim: int) -> dict:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyro
 import torch
 
 from ppl_models.data.images import BINARIZATIONS, DATASETS, load_images
@@ -34,6 +35,7 @@ from ppl_models.models.vae.priors import PRIORS
 from ppl_models.models.vae.train import History, TrainSettings
 from ppl_models.plots import plot_loss_trace, save_figure
 from ppl_models.registry import ModelSpec, SmokeCase, register_model
+from ppl_models.seeding import derived_seed
 
 #: settings that define a run; on --resume they come from config.json
 RUN_KEYS = (
@@ -133,7 +135,7 @@ class VAESpec(ModelSpec):
         summary = update_summary(run_dir, **history_summary(fit.history))
         if args.no_criticize:
             return summary
-        torch.manual_seed(run["seed"])
+        pyro.set_rng_seed(derived_seed(run["seed"], "criticism"))
         return update_summary(run_dir, **criticize_vae(fit.vae, fit.data, run_dir))
 
     @classmethod
@@ -163,7 +165,7 @@ class VAESpec(ModelSpec):
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
         fit = load_fit(run_dir, device)
-        torch.manual_seed(fit.settings.seed)
+        pyro.set_rng_seed(derived_seed(fit.settings.seed, "criticism"))
         return update_summary(run_dir, **criticize_vae(fit.vae, fit.data, run_dir))
 
     @classmethod

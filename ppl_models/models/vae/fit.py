@@ -23,6 +23,7 @@ from ppl_models.models.vae.criticize import reconstruct, sample_images
 from ppl_models.models.vae.evaluate import MAX_ELEMENTS, evaluate_bounds
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import History, TrainSettings, train_vae
+from ppl_models.seeding import derived_seed
 
 
 @dataclass
@@ -51,9 +52,10 @@ class VAEFit:
         max_elements: int = MAX_ELEMENTS,
     ) -> dict[str, float]:
         """ELBO and importance-weighted bound (nats per image) on the first
-        ``num_images`` test images (all by default), with ``iwae_samples`` samples.
+        ``num_images`` test images (all by default), with ``iwae_samples`` samples;
+        the draws come from a seed derived from ``seed``.
         """
-        torch.manual_seed(seed)
+        torch.manual_seed(derived_seed(seed, "evaluation"))
         images = self.data.test[:num_images]
         return evaluate_bounds(
             self.vae, images, iwae_samples, max_elements=max_elements

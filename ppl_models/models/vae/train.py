@@ -31,6 +31,7 @@ from ppl_models.inference.progress import LossProgress
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
 from ppl_models.models.vae.model import VAE, make_elbo
+from ppl_models.seeding import derived_seed
 from ppl_models.validation import check_positive_float, check_positive_int
 
 
@@ -207,7 +208,7 @@ def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
     """
     devices = [data.test.device] if data.test.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        torch.manual_seed(derived_seed(seed, "evaluation"))
         return evaluate_elbo(vae, data.test)
 
 
