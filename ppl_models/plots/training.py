@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ppl_models.plots.figures import new_figure
 
@@ -25,6 +26,7 @@ def plot_loss_trace(
     if log_y:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps and epochs count
     if len(traces) > 1:
         ax.legend()
     ax.grid(alpha=0.3)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "tutorials" / "03_criticism.py"
+from tests.tutorials.runner import assert_figures, run_tutorial
+
 FIGURES = (
     "small_model_ppc.png",
     "ppc_good.png",
@@ -20,34 +16,13 @@ FIGURES = (
     "eigenvalue_spectrum.png",
     "replay_principal_plane.png",
 )
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-RESULT_LINE = re.compile(r"^RESULT (\w+) = (\S+)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
 def tutorial_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """Run the tutorial once; its output folder and its RESULT numbers."""
     out = tmp_path_factory.mktemp("tutorial_out")
-    env = {
-        **os.environ,
-        "PPL_MODELS_TUTORIAL_QUICK": "1",
-        "PPL_MODELS_TUTORIAL_OUT": str(out),
-        "MPLBACKEND": "Agg",
-    }
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, (
-        f"tutorial failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
-        f"{done.stderr[-4000:]}"
-    )
-    results = {name: float(value) for name, value in RESULT_LINE.findall(done.stdout)}
-    return out / "03_criticism", results
+    return out / "03_criticism", run_tutorial("03_criticism.py", out)
 
 
 def extreme(p_value: float) -> bool:
@@ -56,12 +31,7 @@ def extreme(p_value: float) -> bool:
 
 def test_tutorial_criticism_writes_its_figures(tutorial_run):
     figures, _ = tutorial_run
-    for name in FIGURES:
-        path = figures / name
-        assert path.is_file(), f"missing figure {name}"
-        content = path.read_bytes()
-        assert len(content) > 1000, f"{name} is nearly empty"
-        assert content.startswith(PNG_SIGNATURE), f"{name} is not a PNG"
+    assert_figures(figures, FIGURES)
 
 
 def test_tutorial_criticism_p_values_are_probabilities(tutorial_run):

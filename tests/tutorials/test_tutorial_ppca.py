@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "tutorials" / "01_ppca.py"
+from tests.tutorials.runner import assert_figures, run_tutorial
+
 FIGURES = (
     "data.png",
     "map_loss.png",
@@ -24,44 +20,18 @@ FIGURES = (
     "ppc_meanfield.png",
 )
 PPC_STATISTICS = ("variance_of_x1", "variance_of_x2", "largest_eigenvalue_of_cov_x")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-RESULT_LINE = re.compile(r"^RESULT (\w+) = (\S+)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
 def tutorial_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """Run the tutorial once; its output folder and its RESULT numbers."""
     out = tmp_path_factory.mktemp("tutorial_out")
-    env = {
-        **os.environ,
-        "PPL_MODELS_TUTORIAL_QUICK": "1",
-        "PPL_MODELS_TUTORIAL_OUT": str(out),
-        "MPLBACKEND": "Agg",
-    }
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, (
-        f"tutorial failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
-        f"{done.stderr[-4000:]}"
-    )
-    results = {name: float(value) for name, value in RESULT_LINE.findall(done.stdout)}
-    return out / "01_ppca", results
+    return out / "01_ppca", run_tutorial("01_ppca.py", out)
 
 
 def test_tutorial_ppca_writes_its_figures(tutorial_run):
     figures, _ = tutorial_run
-    for name in FIGURES:
-        path = figures / name
-        assert path.is_file(), f"missing figure {name}"
-        content = path.read_bytes()
-        assert len(content) > 1000, f"{name} is nearly empty"
-        assert content.startswith(PNG_SIGNATURE), f"{name} is not a PNG"
+    assert_figures(figures, FIGURES)
 
 
 def test_tutorial_ppca_reports_sane_numbers(tutorial_run):
