@@ -128,8 +128,9 @@ print(
 result("pixels_per_image", data.num_pixels)
 
 # Sizes: the only thing that differs between the quick and the full run.
-if QUICK:
-    EPOCHS, EPOCHS_2D, IWAE_K, IWAE_IMAGES = 3, 3, 16, 200
+if QUICK:  # digits: 12 steps an epoch, so more epochs than for MNIST's slice
+    EPOCHS = EPOCHS_2D = 3 if data.name == "mnist" else 10
+    IWAE_K, IWAE_IMAGES = 16, 200
 elif data.name == "mnist":
     EPOCHS, EPOCHS_2D, IWAE_K, IWAE_IMAGES = 8, 5, 100, 1000
 else:  # the full run on digits: 12 steps an epoch, so many more epochs
@@ -311,8 +312,9 @@ for prior in PRIORS:
 # The rate is the price of the prior: how many nats each image's code costs
 # against $p(z)$. A learned prior can lower it without touching the encoder, by
 # moving its mass to where the codes are. The plot puts the two bounds of each
-# model side by side; the vertical bar joins a model's ELBO and its IWAE bound,
-# the gap that a better posterior approximation could still close.
+# model side by side; the vertical bar joins a model's ELBO and its IWAE bound.
+# Its length is a lower bound on the ELBO's gap to $\log p(x)$, the part that a
+# better posterior approximation could close.
 
 
 # %%
@@ -332,14 +334,24 @@ def plot_bounds(panels: dict[str, dict[str, dict[str, float]]]):
                 zorder=2,
                 label=f"IWAE (K = {IWAE_K})",
             )
-            ax.annotate(f"{s['iwae']:.1f}", (x, s["iwae"]), (8, 0), "offset points")
-            ax.annotate(f"{s['elbo']:.1f}", (x, s["elbo"]), (8, 0), "offset points")
+            ax.annotate(
+                f"{s['iwae']:.2f}",
+                (x, s["iwae"]),
+                xytext=(8, 0),
+                textcoords="offset points",
+            )
+            ax.annotate(
+                f"{s['elbo']:.2f}",
+                (x, s["elbo"]),
+                xytext=(8, 0),
+                textcoords="offset points",
+            )
         ax.set_xticks(range(len(PRIORS)), [PRIOR_NAMES[p] for p in PRIORS])
         ax.set_xlim(-0.5, len(PRIORS) - 0.3)
         ax.set(title=title, xlabel="prior", ylabel="nats per image (higher is better)")
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles[:2], labels[:2], loc="lower right")
         ax.grid(alpha=0.3, axis="y")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles[:2], labels[:2], loc="outside lower center", ncols=2)
     fig.suptitle("Bounds on log p(x) of test images, by prior")
     return fig
 
@@ -436,9 +448,9 @@ for prior in PRIORS:
 
 with torch.no_grad():
     mixture = fits_2d["mixture"].vae.model.prior()
-    weights = mixture.mixture_distribution.probs.cpu()
-    means = mixture.component_distribution.base_dist.loc.cpu()
-    scales = mixture.component_distribution.base_dist.scale.cpu()
+    weights = mixture.mixture_distribution.probs.detach().cpu()
+    means = mixture.component_distribution.base_dist.loc.detach().cpu()
+    scales = mixture.component_distribution.base_dist.scale.detach().cpu()
 for c in torch.argsort(weights, descending=True).tolist():
     print(
         f"component {c}: weight {weights[c]:.3f}, mean "
@@ -490,7 +502,13 @@ for ax, prior in zip(axes, PRIORS, strict=True):
                 )
             )
             ax.scatter(*centre, marker="x", s=40, color="black", alpha=darkness)
-            ax.annotate(f"{weights[c]:.2f}", centre, (5, 5), "offset points")
+            ax.annotate(
+                f"{weights[c]:.2f}",
+                centre,
+                xytext=(4, 4),
+                textcoords="offset points",
+                fontsize="small",
+            )
     ax.set(
         xlim=(low[0], high[0]),
         ylim=(low[1], high[1]),
@@ -512,11 +530,21 @@ fig
 
 # %% [markdown]
 # The standard Normal's circles ask the codes to be one round cloud; the codes
-# instead form clusters by digit, and the prior keeps mass in the gaps between
-# them. The mixture's components move onto the dense regions, with weights that
-# follow how many codes each region holds, and its rate per image is lower.
-# Whether that turns into a better ELBO depends on the decoder, too: freed from the
-# pull towards one round cloud, the encoder can spread the clusters further apart.
+# instead form clusters by digit, with gaps and long arms (the 1s) that the prior
+# does not follow. The mixture's components move onto the codes, stretch along
+# the clusters, and take weights that follow how many codes each region holds.
+# Freed from the pull towards one round cloud, the encoder also spreads the
+# clusters further apart, which the decoder turns into sharper reconstructions.
+#
+# In the full run (MNIST, 8 epochs, seed 0) the learned prior raised the test
+# ELBO by about 2.7 nats per image with 16 latent dimensions (-102.98 against
+# -105.64) and by 2.0 with two (-165.71 against -167.68), and the
+# importance-weighted bound moved by about as much. With 16 dimensions both parts
+# of the ELBO improved (rate 22.97 against 24.00 nats, distortion 78.97 against
+# 80.71); in two dimensions the rate hardly changed and most of the gain was in
+# the distortion. A learned prior does not only pay less for the same codes: it
+# lets the model choose better codes. (The quick run trains far too briefly for
+# these differences to show.)
 #
 # ## Summary
 #

@@ -53,7 +53,8 @@ def test_tutorial_priors_bounds_are_sane(tutorial_run, prefix, prior):
     assert results[key + "elbo"] < 0
     # Same draws: the importance-weighted bound is never below the ELBO.
     assert results[key + "iwae"] >= results[key + "elbo"] - 1e-3
-    assert results[key + "rate"] > 0  # a Monte Carlo KL, positive in expectation
+    # A Monte Carlo estimate of a KL divergence: not negative beyond noise.
+    assert results[key + "rate"] > -0.5
 
 
 @pytest.mark.parametrize("prior", ["normal", "mixture"])
