@@ -35,6 +35,16 @@ def reference_fit():
     )
 
 
+def test_reference_setting_reaches_minus_110_nats(reference_fit):
+    assert reference_fit.history.test_elbo[-1] >= -110.0
+
+
+def test_iwae_bound_beats_the_elbo_on_the_first_1000_test_images(reference_fit):
+    bounds = reference_fit.evaluate(iwae_samples=100, num_images=1000)
+    assert bounds["iwae"] > bounds["elbo"]
+    assert bounds["iwae"] - bounds["elbo"] < 20.0  # a bound, not a blow-up
+
+
 @pytest.mark.parametrize("variant", [
     {"elbo": "meanfield"},
     {"prior": "mixture"},
