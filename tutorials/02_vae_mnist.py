@@ -55,7 +55,7 @@ import pyro
 import torch
 from pyro import poutine
 
-from ppl_models.data import ImageData, load_images
+from ppl_models.data import ImageData, load_images, mnist_available
 from ppl_models.device import resolve_device
 from ppl_models.errors import DataError
 from ppl_models.models.vae import VAE, VAEConfig, fit_vae, make_elbo
@@ -101,21 +101,11 @@ def result(name: str, value: float) -> None:
 # MNIST files under `$PPL_MODELS_DATA` and, if they are not there, uses the
 # offline 8x8 digits ($P = 64$) instead. Nothing is downloaded.
 
+
 # %%
-MNIST_TRAIN_IMAGES = "train-images-idx3-ubyte"
-
-
-def mnist_is_here() -> bool:
-    """Whether ``$PPL_MODELS_DATA/mnist/`` holds the MNIST training images."""
-    root = os.environ.get("PPL_MODELS_DATA", "")
-    folder = Path(root) / "mnist"
-    names = (MNIST_TRAIN_IMAGES + ".gz", MNIST_TRAIN_IMAGES)
-    return root != "" and any((folder / name).is_file() for name in names)
-
-
 def load_data() -> ImageData:
     """MNIST when its files are here (a slice of it in quick mode), else digits."""
-    if mnist_is_here():
+    if mnist_available():  # looks under $PPL_MODELS_DATA, else the cache
         try:
             return load_images(
                 "mnist",

@@ -9,7 +9,7 @@ from ppl_models.data.images import (
     test_batches,
     train_batches,
 )
-from ppl_models.data.mnist import data_root, load_mnist
+from ppl_models.data.mnist import data_root, load_mnist, mnist_available
 
 __all__ = [
     "BINARIZATIONS",
@@ -18,6 +18,7 @@ __all__ = [
     "load_digits",
     "load_images",
     "load_mnist",
+    "mnist_available",
     "read_idx",
     "test_batches",
     "train_batches",

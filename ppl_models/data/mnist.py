@@ -73,6 +73,15 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
+def mnist_available(data_dir: str | Path | None = None) -> bool:
+    """Whether all four MNIST files (gzipped or raw) are in ``mnist/`` under
+    :func:`data_root`; looks only, neither downloads nor reads them.
+    """
+    directory = data_root(data_dir) / "mnist"
+    names = [name for pair in FILES.values() for name in pair]
+    return all(_find(directory, name) is not None for name in names)
+
+
 def _fetch(url: str, dest: Path, timeout: float) -> None:
     """Download ``url`` into the existing file ``dest`` (tests replace this)."""
     request = urllib.request.Request(url, headers={"User-Agent": "ppl_models"})

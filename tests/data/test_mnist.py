@@ -223,3 +223,21 @@ def test_real_mnist(real_mnist):
     mean = train_images.to(torch.float64).mean().item() / 255
     assert mean == pytest.approx(0.1307, abs=1e-3)
     assert test_labels.min() == 0 and test_labels.max() == 9
+
+
+def test_mnist_available_needs_all_four_files(tmp_path):
+    from ppl_models.data import mnist_available
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    names = [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte",  # raw files count too
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
+    for name in names[:3]:
+        (folder / name).write_bytes(b"")
+    assert not mnist_available(tmp_path)
+    (folder / names[3]).write_bytes(b"")
+    assert mnist_available(tmp_path)
