@@ -20,13 +20,16 @@ class LossProgress:
         self.min_interval = 0.5
         self._last = 0.0
 
-    def update(self, loss: torch.Tensor, steps: int = 1) -> None:
-        """Advance by ``steps``; show ``loss`` (0-dim) if enough time has passed."""
+    def update(self, loss: torch.Tensor, steps: int = 1, per: int = 1) -> None:
+        """Advance by ``steps``; show ``loss / per`` (``loss`` 0-dim) if enough time
+        has passed. The division happens only then, so a hidden bar costs the
+        device nothing.
+        """
         self.bar.update(steps)
         now = time.monotonic()
         if not self.bar.disable and now - self._last >= self.min_interval:
             self._last = now
-            self.bar.set_postfix(loss=f"{float(loss):.4g}", refresh=False)
+            self.bar.set_postfix(loss=f"{float(loss) / per:.4g}", refresh=False)
 
     def close(self) -> None:
         """Close the bar."""

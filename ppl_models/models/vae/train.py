@@ -142,7 +142,7 @@ def train_vae(
                             watch=watch,
                         )
                         total += loss
-                        bar.update(loss / x.shape[0])
+                        bar.update(loss, per=x.shape[0])
                         _stop_if_nonfinite(watch, vae, x, epoch, checkpoint_path)
                 _stop_if_nonfinite(watch, vae, x, epoch, checkpoint_path, force=True)
                 # float() waits for the device: the epoch's time is then the real one.
