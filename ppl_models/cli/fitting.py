@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ppl_models.device import resolve_device
+from ppl_models.inference.compiled import COMPILE_MODES
 from ppl_models.io.run_dir import SUMMARY, prepare_run_dir
 from ppl_models.registry import ModelSpec
 
@@ -35,6 +36,12 @@ def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        help="trace the ELBO into a graph and compile it with this torch.compile "
+        "mode: faster steps after a compile of some seconds (default: plain Pyro)",
+    )
 
 
 def run_fit(

@@ -15,6 +15,7 @@ import torch
 from pyro import poutine
 from pyro.infer import ELBO
 
+from ppl_models.inference.compiled import CompiledObjective
 from ppl_models.inference.guard import NonFiniteWatch
 from ppl_models.inference.progress import LossProgress
 
@@ -24,15 +25,24 @@ pyro.settings.set(module_local_params=True)
 
 
 def make_objective(
-    model: Callable[..., Any], guide: Callable[..., Any], elbo: ELBO, *args: Any
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    elbo: ELBO,
+    *args: Any,
+    compile: str | None = None,
 ) -> torch.nn.Module:
     """``elbo(model, guide)`` as an ``nn.Module`` whose call returns the loss.
 
     The guide is initialised on ``args`` first, so ``.parameters()`` is complete and
     an optimizer can be built over it.
+
+    :param compile: a :func:`torch.compile` mode (see
+        :data:`~ppl_models.inference.compiled.COMPILE_MODES`) to trace and compile
+        the loss with; ``None`` runs the model and guide through Pyro every step.
     """
     initialize_guide(guide, *args)
-    return elbo(model, guide)
+    objective = elbo(model, guide)
+    return objective if compile is None else CompiledObjective(objective, compile)
 
 
 def initialize_guide(guide: Callable[..., Any], *args: Any) -> None:

@@ -67,6 +67,7 @@ class PPCASpec(ModelSpec):
             lr=args.lr,
             seed=args.seed,
             device=device,
+            compile=args.compile,
         )
         config = {
             "model": cls.name,

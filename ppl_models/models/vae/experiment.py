@@ -93,6 +93,7 @@ class VAESpec(ModelSpec):
             epochs=args.epochs,
             clip_grad=args.clip_grad,
             checkpoint_every=args.checkpoint_every,
+            compile=args.compile,
         )
         vae_args = {k: run[k] for k in VAE_CONFIG_KEYS}
         vae_args["likelihood"] = vae_args["likelihood"] or default_likelihood(
@@ -124,6 +125,7 @@ class VAESpec(ModelSpec):
             **{k: getattr(settings, k) for k in TRAIN_KEYS},
             clip_grad=settings.clip_grad,
             checkpoint_every=settings.checkpoint_every,
+            compile=settings.compile,
             **vae_args,
         )
         save_nelbo_plot(fit.history, run_dir)

@@ -75,6 +75,7 @@ def fit_vae(
     seed: int = 0,
     clip_grad: float | None = None,
     checkpoint_every: int = 1,
+    compile: str | None = None,
     device: str | torch.device = "auto",
     progress: bool | None = None,
     train_images: int | None = None,
@@ -95,6 +96,9 @@ def fit_vae(
     :param train_images: use only the first this many training images (quick runs).
     :param test_images: use only the first this many test images.
     :param clip_grad: clip the gradients' total norm to this value.
+    :param compile: a :func:`torch.compile` mode (``"default"``,
+        ``"reduce-overhead"``, ``"max-autotune"``) to trace and compile the ELBO
+        with; ``None`` runs it through Pyro every step. Same draws, same loss.
     :param checkpoint_path: write a checkpoint there every ``checkpoint_every``
         epochs, after the last one, and on Ctrl-C.
     :param resume_from: a checkpoint record to continue training from.
@@ -113,6 +117,7 @@ def fit_vae(
         seed=seed,
         clip_grad=clip_grad,
         checkpoint_every=checkpoint_every,
+        compile=compile,
     )
     device = resolve_device(device)
     if isinstance(dataset, ImageData):

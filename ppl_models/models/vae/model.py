@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO
 from pyro.nn import PyroModule, PyroParam
 from torch import nn
 
 from ppl_models.errors import UsageError
+from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES, build_networks
 from ppl_models.models.vae.priors import PRIORS, make_prior
 from ppl_models.validation import check_choice, check_positive_int
@@ -161,8 +162,8 @@ class VAE(nn.Module):
 
 
 def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
-    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL) with vectorized
-    particles.
+    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL), particles
+    vectorized, loss kept on the device (:mod:`ppl_models.inference.elbo`).
 
     :raises UsageError: for a mixture prior with analytic KL, which has no closed form.
     """
@@ -173,9 +174,12 @@ def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
             "--elbo meanfield needs a closed-form KL, which a mixture prior does not "
             "have: use --elbo trace with --prior mixture"
         )
-    elbo_class = Trace_ELBO if name == "trace" else TraceMeanField_ELBO
+    elbo_class = DeviceTrace_ELBO if name == "trace" else DeviceTraceMeanField_ELBO
+    # One particle needs no particle plate: vectorizing it would only add a dim.
     return elbo_class(
-        num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1
+        num_particles=num_particles,
+        vectorize_particles=num_particles > 1,
+        max_plate_nesting=1,
     )
 
 

@@ -22,6 +22,7 @@ import torch
 from ppl_models.data.images import ImageData, train_batches
 from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference import make_objective, svi_step
+from ppl_models.inference.compiled import COMPILE_MODES
 from ppl_models.inference.guard import (
     NonFiniteWatch,
     nonfinite_parameters,
@@ -32,7 +33,11 @@ from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
 from ppl_models.models.vae.model import VAE, make_elbo
 from ppl_models.seeding import derived_seed
-from ppl_models.validation import check_positive_float, check_positive_int
+from ppl_models.validation import (
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
 
 
 @dataclass
@@ -51,6 +56,8 @@ class TrainSettings:
     checkpoint_every: int = 1
     #: read the device's NaN/Inf watch every this many steps
     check_every: int = 100
+    #: trace and compile the ELBO with this torch.compile mode (None: plain Pyro)
+    compile: str | None = None
 
     def __post_init__(self) -> None:
         check_positive_int("epochs", self.epochs)
@@ -61,6 +68,8 @@ class TrainSettings:
             check_positive_float("clip_grad", self.clip_grad)
         check_positive_int("checkpoint_every", self.checkpoint_every)
         check_positive_int("check_every", self.check_every)
+        if self.compile is not None:
+            check_choice("compile", self.compile, COMPILE_MODES)
 
 
 @dataclass
@@ -106,7 +115,9 @@ def train_vae(
     :returns: the history of every epoch, resumed ones included.
     """
     elbo = make_elbo(settings.elbo, vae.config, settings.num_particles)
-    objective = make_objective(vae.model, vae.guide, elbo, data.train[:2])
+    objective = make_objective(
+        vae.model, vae.guide, elbo, data.train[:2], compile=settings.compile
+    )
     optimizer = torch.optim.Adam(objective.parameters(), lr=settings.lr)
     history = History()
     if resume_from is None:

@@ -1,0 +1,111 @@
+"""ELBO estimators whose loss stays on the device.
+
+Pyro's :class:`~pyro.infer.Trace_ELBO` and :class:`~pyro.infer.TraceMeanField_ELBO`
+compute the same estimators, but their ``differentiable_loss`` reads the loss of
+every sample site on the host (``torch_item``), and checks it for NaN, so each step
+waits for the device several times. The classes here give the same value and the same
+gradient with no host read: the watch in :mod:`ppl_models.inference.guard` catches
+NaN instead, on the device. Without host reads the loss can also be traced into a
+graph (see :mod:`ppl_models.inference.compiled`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pyro.distributions.util import is_identically_zero, scale_and_mask
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer.trace_elbo import _compute_log_r
+from pyro.infer.util import check_fully_reparametrized, is_validation_enabled
+from pyro.poutine import Trace
+from torch.distributions import kl_divergence
+
+
+class DeviceTrace_ELBO(Trace_ELBO):
+    """:class:`~pyro.infer.Trace_ELBO` (Monte Carlo KL, score-function terms for
+    non-reparameterized sites) whose loss is a 0-dim device tensor, never read on the
+    host.
+    """
+
+    def differentiable_loss(
+        self, model: Any, guide: Any, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """Negative ELBO (0-dim) whose gradient is that of the surrogate loss."""
+        loss: Any = 0.0
+        surrogate: Any = 0.0
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            elbo, surrogate_elbo = self._particle(model_trace, guide_trace)
+            loss = loss - elbo / self.num_particles
+            surrogate = surrogate - surrogate_elbo / self.num_particles
+        # The value is the ELBO's, the gradient the surrogate's (as in Pyro, where the
+        # surrogate's value is subtracted as a Python float).
+        return surrogate + (loss - surrogate).detach()
+
+    def _particle(
+        self, model_trace: Trace, guide_trace: Trace
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ELBO, surrogate ELBO) of one particle, as in Pyro's Trace_ELBO."""
+        elbo: Any = 0.0
+        surrogate: Any = 0.0
+        log_r = None
+        for site in model_trace.nodes.values():
+            if site["type"] == "sample":
+                elbo = elbo + site["log_prob_sum"].detach()
+                surrogate = surrogate + site["log_prob_sum"]
+        for site in guide_trace.nodes.values():
+            if site["type"] != "sample":
+                continue
+            _, score_function_term, entropy_term = site["score_parts"]
+            elbo = elbo - site["log_prob_sum"].detach()
+            if not is_identically_zero(entropy_term):
+                surrogate = surrogate - entropy_term.sum()
+            if not is_identically_zero(score_function_term):
+                if log_r is None:
+                    log_r = _compute_log_r(model_trace, guide_trace)
+                weight = log_r.sum_to(site["cond_indep_stack"])
+                surrogate = surrogate + (weight * score_function_term).sum()
+        return elbo, surrogate
+
+
+class DeviceTraceMeanField_ELBO(TraceMeanField_ELBO):
+    """:class:`~pyro.infer.TraceMeanField_ELBO` (analytic KL where one is registered)
+    whose loss is a 0-dim device tensor, never read on the host.
+    """
+
+    def differentiable_loss(
+        self, model: Any, guide: Any, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """Negative ELBO (0-dim); all sites are reparameterized, so value and
+        gradient come from the same expression.
+        """
+        loss: Any = 0.0
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            loss = loss - self._particle(model_trace, guide_trace) / self.num_particles
+        return loss
+
+    def _particle(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
+        """The ELBO of one particle, as in Pyro's TraceMeanField_ELBO."""
+        elbo: Any = 0.0
+        for name, model_site in model_trace.nodes.items():
+            if model_site["type"] != "sample":
+                continue
+            if model_site["is_observed"]:
+                elbo = elbo + model_site["log_prob_sum"]
+                continue
+            guide_site = guide_trace.nodes[name]
+            if is_validation_enabled():
+                check_fully_reparametrized(guide_site)
+            try:
+                kl = kl_divergence(guide_site["fn"], model_site["fn"])
+            except NotImplementedError:
+                entropy_term = guide_site["score_parts"].entropy_term
+                elbo = elbo + model_site["log_prob_sum"] - entropy_term.sum()
+                continue
+            kl = scale_and_mask(kl, scale=guide_site["scale"], mask=guide_site["mask"])
+            elbo = elbo - kl.sum()
+        for name, guide_site in guide_trace.nodes.items():
+            if guide_site["type"] == "sample" and name not in model_trace.nodes:
+                # auxiliary guide sites contribute their entropy
+                elbo = elbo - guide_site["score_parts"].entropy_term.sum()
+        return elbo
