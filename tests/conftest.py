@@ -8,6 +8,9 @@ the whole suite on a GPU.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,39 @@ def mnist_data_root() -> Path:
     if root is None:
         pytest.skip("MNIST not found: set PPL_MODELS_DATA to a folder holding mnist/")
     return root
+
+
+#: Tensor methods that copy a value to the host, so wait for the device.
+HOST_READS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__")
+
+
+@contextmanager
+def count_host_reads() -> Iterator[list[str]]:
+    """Record every tensor-to-host read inside the block as "method (caller)".
+
+    On a GPU each of these waits for the device; counting them on the CPU shows
+    where a loop would synchronise. Reads made by ``torch.optim`` are left out:
+    optimizers keep their step counters on the host on purpose, so reading them
+    never waits for the device.
+    """
+    reads: list[str] = []
+    originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+    def counting(name: str):
+        original = originals[name]
+
+        def read(self, *args, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "?")
+            if not caller.startswith("torch.optim"):
+                reads.append(f"{name} ({caller})")
+            return original(self, *args, **kwargs)
+
+        return read
+
+    for name in HOST_READS:
+        setattr(torch.Tensor, name, counting(name))
+    try:
+        yield reads
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)

@@ -151,6 +151,7 @@ BAD_INVOCATIONS = [
     (["fit", "ppca", "--steps", "ten"], "--steps"),
     (["fit", "ppca", "--out", "{tmp}/a_file/run"], "cannot write to output directory"),
     (["fit", "ppca", "--device", "tpu"], "unknown device 'tpu'"),
+    (["fit", "ppca", "--compile", "fastest"], "argument --compile: invalid choice"),
     (["criticize", "{tmp}"], "not a run directory"),
     (["fit", "ppca", "--bogus"], "unrecognized arguments: --bogus"),
 ]
