@@ -144,6 +144,29 @@ def test_digits_trains_offline_and_the_elbo_improves(digits):
     assert bounds["iwae"] >= bounds["elbo"]
 
 
+def test_images_per_second_counts_training_time_only(digits, monkeypatch):
+    import time
+
+    import ppl_models.models.vae.train as train
+
+    def slow_evaluation(*args):
+        time.sleep(0.5)
+        return -1.0
+
+    monkeypatch.setattr(train, "held_out_elbo", slow_evaluation)
+    vae = VAE(VAEConfig(image_shape=(8, 8), latent_dim=2, hidden_dims=(16,)))
+    start = time.perf_counter()
+    history = train.train_vae(
+        vae, digits.to("cpu"), train.TrainSettings(epochs=2), progress=False
+    )
+    wall = time.perf_counter() - start
+    assert history.train_images == 2 * digits.train.shape[0]
+    assert history.fit_seconds < wall - 1.0  # the two evaluations are left out
+    assert history.images_per_second == pytest.approx(
+        history.train_images / history.fit_seconds
+    )
+
+
 @pytest.mark.parametrize("variant", [
     {"prior": "mixture", "mixture_components": 4},
     {"elbo": "meanfield"},
