@@ -140,6 +140,24 @@ def _bad_data(tmp_path):
     (tmp_path / "a_file").write_text("not a directory")
 
 
+def test_a_compiled_fit_gives_the_plain_fits_numbers(capsys, tmp_path):
+    summaries = {}
+    for mode in (None, "default"):
+        out = tmp_path / str(mode)
+        extra = ["--compile", mode] if mode else []
+        status, stdout, _ = run_cli(
+            capsys, "fit", "ppca", *TINY, *extra, "--device", "cpu", "--out", str(out)
+        )
+        assert status == 0, stdout
+        summaries[mode] = json.loads((out / "summary.json").read_text())
+    assert summaries["default"]["compile"] == "default"
+    assert summaries[None]["compile"] is None
+    for key in ("final_loss", "axis_cosine_true", "replay_cov_rel_error"):
+        assert summaries["default"][key] == pytest.approx(
+            summaries[None][key], rel=1e-4
+        )
+
+
 BAD_INVOCATIONS = [
     (["fit", "nosuchmodel"], "nosuchmodel"),
     (["fit", "ppca", "--inference", "nuts"], "inference method 'nuts'"),

@@ -98,6 +98,7 @@ class PPCASpec(ModelSpec):
             "model": cls.name,
             "inference": args.inference,
             "device": str(device),
+            "compile": args.compile,
             "seed": args.seed,
             "steps": args.steps,
             "initial_loss": losses[0],

@@ -111,7 +111,12 @@ class VAESpec(ModelSpec):
         )
         run.update(likelihood=vae_args["likelihood"], model=cls.name)
         write_config(run_dir, run)
-        started = {**run, "device": str(device), "epochs": args.epochs}
+        started = {
+            **run,
+            "device": str(device),
+            "compile": args.compile,
+            "epochs": args.epochs,
+        }
         if record is None:  # a fresh run starts a fresh summary
             write_json(run_dir / SUMMARY, started)
         else:
