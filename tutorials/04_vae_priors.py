@@ -54,9 +54,9 @@ import torch
 from matplotlib.patches import Circle, Ellipse
 from pyro import poutine
 
-from ppl_models.data import ImageData, load_images, mnist_available
+from ppl_models.data import load_mnist_or_digits
 from ppl_models.device import resolve_device
-from ppl_models.errors import DataError, UsageError
+from ppl_models.errors import UsageError
 from ppl_models.models.vae import fit_vae
 from ppl_models.models.vae.criticize import encoded_means
 from ppl_models.plots import new_figure, plot_loss_trace, save_figure
@@ -87,28 +87,13 @@ def result(name: str, value: float) -> None:
 
 
 # %%
-def load_data() -> ImageData:
-    """MNIST when its files are here (a slice of it in quick mode), else digits."""
-    if mnist_available():  # looks under $PPL_MODELS_DATA, else the cache
-        try:
-            return load_images(
-                "mnist",
-                download=False,
-                device=DEVICE,
-                limit_train=5000 if QUICK else None,
-                limit_test=1000 if QUICK else None,
-            )
-        except DataError as error:
-            print(f"Note: MNIST could not be read ({error}).")
-    print(
-        "Note: MNIST not found under $PPL_MODELS_DATA/mnist/, so this run uses "
-        "scikit-learn's 8x8 digits instead. Point PPL_MODELS_DATA at a folder "
-        "holding mnist/ to run the real experiment."
-    )
-    return load_images("digits", device=DEVICE)
-
-
-data = load_data()
+# MNIST when its files are here (a slice of it in quick mode); else the digits, with
+# a warning that says so.
+data = load_mnist_or_digits(
+    device=DEVICE,
+    limit_train=5000 if QUICK else None,
+    limit_test=1000 if QUICK else None,
+)
 IMAGE_SHAPE = data.image_shape
 print(
     f"dataset: {data.name}; {data.train.shape[0]} training and "

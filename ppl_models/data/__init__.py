@@ -1,6 +1,7 @@
 """Datasets for the zoo's models: MNIST and scikit-learn's digits as image data."""
 
 from ppl_models.data.digits import load_digits
+from ppl_models.data.fallback import load_mnist_or_digits
 from ppl_models.data.idx import read_idx, write_idx
 from ppl_models.data.images import (
     BINARIZATIONS,
@@ -18,6 +19,7 @@ __all__ = [
     "load_digits",
     "load_images",
     "load_mnist",
+    "load_mnist_or_digits",
     "mnist_available",
     "read_idx",
     "test_batches",
