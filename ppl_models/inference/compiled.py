@@ -75,7 +75,10 @@ class CompiledObjective(torch.nn.Module):
                 return self.objective(*args)
             graph = self._graphs[key] = self._compile(params, buffers, args)
             try:
-                return graph(params, buffers, *args)
+                return graph(params, buffers, *args)  # compiles on this first call
+            except torch.OutOfMemoryError:
+                del self._graphs[key]
+                raise  # the training loop reports it, with advice
             except Exception as error:  # inductor raises many kinds
                 del self._graphs[key]
                 raise CompileError(

@@ -98,6 +98,29 @@ def test_beyond_max_graphs_the_plain_objective_runs(device, monkeypatch):
     assert compiled.num_graphs == 1
 
 
+@pytest.mark.parametrize(
+    "fault,expected",
+    [(RuntimeError("no C++ compiler"), CompileError), (torch.OutOfMemoryError(), None)],
+)
+def test_a_failing_compile_says_so_but_out_of_memory_passes_through(
+    device, monkeypatch, fault, expected
+):
+    vae = small_vae(device)
+    x = images(device)
+    plain = make_objective(vae.model, vae.guide, make_elbo("trace", vae.config), x)
+    compiled = CompiledObjective(plain)
+
+    def failing_graph(*args):
+        raise fault
+
+    monkeypatch.setattr(CompiledObjective, "_compile", lambda *a: failing_graph)
+    with pytest.raises(expected or type(fault)) as raised:
+        compiled(x)
+    if expected is CompileError:
+        assert "without --compile" in str(raised.value)
+    assert compiled.num_graphs == 0
+
+
 def test_an_elbo_that_reads_the_host_cannot_be_compiled(device):
     vae = small_vae(device)
     x = images(device)
