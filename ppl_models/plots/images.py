@@ -12,6 +12,7 @@ import math
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ppl_models.errors import UsageError
@@ -68,8 +69,13 @@ def plot_image_grid(
     *,
     ncols: int | None = None,
     title: str,
+    ax: Axes | None = None,
 ) -> Figure:
-    """Tile ``images`` (N, H*W) row-major, ``ncols`` per row (default about sqrt N)."""
+    """Tile ``images`` (N, H*W) row-major, ``ncols`` per row (default about sqrt N).
+
+    :param ax: draw into these axes (a panel of a larger figure) instead of a new
+        figure; the axes' figure is returned.
+    """
     stack = _as_images(images, image_shape, "images")
     n = len(stack)
     ncols = math.ceil(math.sqrt(n)) if ncols is None else ncols
@@ -78,11 +84,11 @@ def plot_image_grid(
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     h, w = stack.shape[1:]
-    fig = _figure_for(ncols * w / max(h, w), nrows * h / max(h, w))
-    ax = fig.subplots()
+    if ax is None:
+        ax = _figure_for(ncols * w / max(h, w), nrows * h / max(h, w)).subplots()
     _show(ax, _mosaic(stack, ncols, nrows))
     ax.set_title(title)
-    return fig
+    return ax.get_figure()
 
 
 def plot_reconstructions(

@@ -44,6 +44,9 @@ def test_fit_evaluate_criticize(capsys, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iwae_samples"] == 10
     assert summary["test_iwae"] >= summary["test_elbo_iwae_samples"]
+    assert summary["test_elbo_iwae_samples"] == pytest.approx(
+        -(summary["test_distortion"] + summary["test_rate"])
+    )
 
     (out / "samples.png").unlink()
     status, _, err = run_cli(capsys, "criticize", out, "--device", "cpu")

@@ -21,6 +21,7 @@ from ppl_models.models.vae import (
     train_vae,
 )
 from ppl_models.models.vae.evaluate import evaluate_bounds, log_weights
+from ppl_models.models.vae.priors import MixturePrior
 from ppl_models.models.vae.train import checkpoint_payload
 from tests.conftest import assert_same_parameters
 
@@ -98,21 +99,39 @@ def test_iwae_bound_is_at_least_the_elbo_and_equals_it_for_one_sample():
     assert one["iwae"] == pytest.approx(one["elbo"])
 
 
+def test_the_elbo_splits_into_distortion_and_rate():
+    torch.manual_seed(0)
+    vae = small_vae()
+    x = torch.rand(40, 64).round()
+    bounds = evaluate_bounds(vae, x, num_samples=30)
+    assert bounds["elbo"] == pytest.approx(-(bounds["distortion"] + bounds["rate"]))
+    assert bounds["distortion"] > 0  # -log p(x | z) of binary pixels
+    # The rate estimates KL(q(z|x) || N(0, I)); with 30 draws per image it is
+    # close to the closed form.
+    loc, scale = vae.encode(x)
+    kl = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1).mean()
+    assert bounds["rate"] == pytest.approx(float(kl), rel=0.05, abs=0.05)
+
+
 def test_chunked_evaluation_covers_every_image_and_sample(monkeypatch):
     # With log-weights that depend on the image only, both bounds equal the mean of
     # -sum(x); any image or sample lost or counted twice by the chunking shows.
     import ppl_models.models.vae.evaluate as evaluate
 
-    def fake_log_weights(vae, x, num_samples=1):
-        return (-x.sum(-1)).expand(num_samples, x.shape[0])
+    def fake_parts(vae, x, num_samples=1):
+        log_lik = (-x.sum(-1)).expand(num_samples, x.shape[0])
+        zero = torch.zeros_like(log_lik)
+        return {"log_lik": log_lik, "log_prior": zero, "log_q": zero}
 
-    monkeypatch.setattr(evaluate, "log_weights", fake_log_weights)
+    monkeypatch.setattr(evaluate, "log_weight_parts", fake_parts)
     x = torch.rand(30, 64)
     expected = float(-x.sum(-1).mean())
     for max_elements in (64 * 5, 64 * 7 * 3, 2**24):
         bounds = evaluate_bounds(None, x, num_samples=8, max_elements=max_elements)
         assert bounds["elbo"] == pytest.approx(expected, rel=1e-6)
         assert bounds["iwae"] == pytest.approx(expected, rel=1e-6)
+        assert bounds["distortion"] == pytest.approx(-expected, rel=1e-6)
+        assert bounds["rate"] == 0
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +237,15 @@ def test_checkpoint_holds_everything_needed_to_resume(digits):
         payload
     )
     assert payload["config"]["image_shape"] == (8, 8)
+
+
+def test_the_mixture_priors_components_are_its_distribution():
+    torch.manual_seed(0)
+    prior = MixturePrior(latent_dim=3, num_components=4)
+    parts = prior.components()
+    mixture = prior()
+    torch.testing.assert_close(parts["weights"], mixture.mixture_distribution.probs)
+    torch.testing.assert_close(parts["loc"], mixture.component_distribution.mean)
+    torch.testing.assert_close(parts["scale"], mixture.component_distribution.stddev)
+    assert parts["weights"].sum() == pytest.approx(1.0)
+    assert not any(p.requires_grad for p in parts.values())

@@ -61,6 +61,17 @@ def test_image_grid_places_images_row_major():
     assert (array[:h, :w] == 0).all() and (array[h + 1 :, :] == 0).all()
 
 
+def test_image_grid_draws_into_given_axes(tmp_path):
+    from ppl_models.plots import new_figure
+
+    fig, axes = new_figure(2)
+    for ax, n in zip(axes, (4, 9), strict=True):
+        assert plot_image_grid(_images(n), SHAPE, title=f"{n}", ax=ax) is fig
+    assert [ax.get_title() for ax in fig.axes] == ["4", "9"]
+    assert all(len(ax.images) == 1 and _tick_free(ax) for ax in fig.axes)
+    _saves(fig, tmp_path, "panels")
+
+
 def test_image_grid_checks_its_input():
     with pytest.raises(UsageError, match="images"):
         plot_image_grid(torch.zeros(3, P + 1), SHAPE, title="t")

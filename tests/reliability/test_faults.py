@@ -129,12 +129,14 @@ def test_out_of_memory_in_training_stops_with_advice(digits, tmp_path, monkeypat
 def test_out_of_memory_in_evaluation_falls_back_to_smaller_chunks(monkeypatch):
     import ppl_models.models.vae.evaluate as evaluate
 
-    def fake_log_weights(vae, x, num_samples=1):
+    def fake_parts(vae, x, num_samples=1):
         if num_samples * x.shape[0] > 50:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return (-x.sum(-1)).expand(num_samples, x.shape[0])
+        log_lik = (-x.sum(-1)).expand(num_samples, x.shape[0])
+        zero = torch.zeros_like(log_lik)
+        return {"log_lik": log_lik, "log_prior": zero, "log_q": zero}
 
-    monkeypatch.setattr(evaluate, "log_weights", fake_log_weights)
+    monkeypatch.setattr(evaluate, "log_weight_parts", fake_parts)
     x = torch.rand(40, 64)
     bounds = evaluate_bounds(None, x, num_samples=20)
     assert bounds["iwae"] == pytest.approx(float(-x.sum(-1).mean()), rel=1e-6)

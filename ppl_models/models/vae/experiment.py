@@ -160,6 +160,8 @@ class VAESpec(ModelSpec):
             run_dir,
             test_iwae=bounds["iwae"],
             test_elbo_iwae_samples=bounds["elbo"],
+            test_distortion=bounds["distortion"],
+            test_rate=bounds["rate"],
             iwae_samples=args.iwae_samples,
             iwae_images=args.iwae_images or fit.data.test.shape[0],
         )

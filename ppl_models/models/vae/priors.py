@@ -35,6 +35,16 @@ class MixturePrior(nn.Module):
         self.raw_scale = nn.Parameter(torch.full((num_components, latent_dim), 0.5413))
         self.logits = nn.Parameter(torch.zeros(num_components))
 
+    def components(self) -> dict[str, torch.Tensor]:
+        """The mixture's current parameters, detached: ``weights`` (K,) summing to
+        one, ``loc`` and ``scale`` (K, latent_dim).
+        """
+        return {
+            "weights": F.softmax(self.logits, -1).detach(),
+            "loc": self.loc.detach(),
+            "scale": F.softplus(self.raw_scale).detach(),
+        }
+
     def forward(self) -> dist.TorchDistribution:
         """The mixture, with event shape (latent_dim,)."""
         components = dist.Normal(self.loc, F.softplus(self.raw_scale)).to_event(1)
