@@ -75,15 +75,21 @@ def count_host_reads() -> Iterator[list[str]]:
     """
     reads: list[str] = []
     originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+    depth = [0]  # a read inside a read (torch's dispatch calling back) counts once
 
     def counting(name: str):
         original = originals[name]
 
         def read(self, *args, **kwargs):
-            caller = sys._getframe(1).f_globals.get("__name__", "?")
-            if not caller.startswith("torch.optim"):
-                reads.append(f"{name} ({caller})")
-            return original(self, *args, **kwargs)
+            if depth[0] == 0:
+                caller = sys._getframe(1).f_globals.get("__name__", "?")
+                if not caller.startswith("torch.optim"):
+                    reads.append(f"{name} ({caller})")
+            depth[0] += 1
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
 
         return read
 

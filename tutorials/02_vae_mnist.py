@@ -278,15 +278,17 @@ def describe_sites(name: str, trace) -> None:
 
 describe_sites("guide trace", guide_trace)
 describe_sites("model trace (z replayed from the guide)", model_trace)
-print("\nPyro's own summary of the model trace, parameters included:")
+print("\nPyro's own summary of the model trace:")
 print(model_trace.format_shapes())
 
 # %% [markdown]
 # Both traces have one `z` per image, shape $(4, L)$; the model also has the
 # observed `x`, shape $(4, P)$. Batch shape `(4,)` comes from the plate and event
 # shapes from `to_event`, so each `log_prob` is a vector of 4, one term per image.
-# The network weights appear as *param sites*: Pyro sees them because the model
-# and guide are `PyroModule`s, Pyro's subclass of `nn.Module`.
+# The network weights do not appear: the model and guide are plain `nn.Module`s
+# whose weights are ordinary PyTorch parameters, handed to a PyTorch optimizer
+# through Pyro's ELBO module. (Pyro's `PyroModule` would record a *param site* for
+# every weight tensor on every run, a cost paid at every training step.)
 #
 # ## Amortized SVI
 #

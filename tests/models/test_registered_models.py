@@ -39,7 +39,9 @@ def default_device(device: str):
     try:
         yield
     finally:
-        torch.set_default_device(previous)
+        # None, not "cpu", for the default: setting any device leaves a
+        # TorchFunctionMode on every later torch call of the session.
+        torch.set_default_device(None if previous.type == "cpu" else previous)
 
 
 def exercise(case, device: torch.device) -> None:

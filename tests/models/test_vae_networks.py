@@ -179,7 +179,7 @@ def test_forward_creates_no_tensor_on_the_default_device(architecture):
         loc, scale = encoder(x)
         logits = decoder(loc + scale * eps)
     finally:
-        torch.set_default_device(previous)
+        torch.set_default_device(None)  # not "cpu": that would leave a mode set
     assert torch.empty(0).device == previous
     for t in (loc, scale, logits):
         assert t.device.type == "cpu"

@@ -17,8 +17,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.infer import ELBO
-from pyro.nn import PyroModule, PyroParam
 from torch import nn
+from torch.nn import functional as F
 
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
@@ -72,7 +72,7 @@ class VAEConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-class VAEModel(PyroModule):
+class VAEModel(nn.Module):
     """``p(x, z) = p(z) p(x | z)``: prior and decoder network."""
 
     def __init__(self, config: VAEConfig, decoder: nn.Module) -> None:
@@ -84,10 +84,9 @@ class VAEModel(PyroModule):
         )
         self.register_buffer("anchor", torch.zeros(()))  # tells the model's device
         if config.likelihood == "normal":
-            # One learned pixel noise scale, kept positive by its constraint.
-            self.pixel_scale = PyroParam(
-                torch.tensor(0.1), constraint=dist.constraints.positive
-            )
+            # One learned pixel noise scale, positive through a softplus;
+            # softplus(-2.252) = 0.1.
+            self.raw_pixel_scale = nn.Parameter(torch.tensor(-2.252))
 
     def forward(
         self, x: torch.Tensor | None = None, num_images: int | None = None
@@ -103,6 +102,10 @@ class VAEModel(PyroModule):
             logits = self.decoder(z)
             return pyro.sample("x", self.likelihood(logits), obs=x)
 
+    def pixel_scale(self) -> torch.Tensor:
+        """The Normal likelihood's learned pixel noise scale (0-dim, positive)."""
+        return F.softplus(self.raw_pixel_scale)
+
     def likelihood(self, logits: torch.Tensor) -> dist.TorchDistribution:
         """``p(x | z)`` from decoder logits (..., B, P), event shape (P,)."""
         if self.config.likelihood == "bernoulli":
@@ -110,11 +113,11 @@ class VAEModel(PyroModule):
         elif self.config.likelihood == "continuous_bernoulli":
             pixels = dist.ContinuousBernoulli(logits=logits)
         else:
-            pixels = dist.Normal(torch.sigmoid(logits), self.pixel_scale)
+            pixels = dist.Normal(torch.sigmoid(logits), self.pixel_scale())
         return pixels.to_event(1)
 
 
-class VAEGuide(PyroModule):
+class VAEGuide(nn.Module):
     """``q(z | x) = Normal(encoder(x))``, amortized over images."""
 
     def __init__(self, encoder: nn.Module) -> None:
@@ -133,6 +136,11 @@ class VAEGuide(PyroModule):
 
 class VAE(nn.Module):
     """A model and its guide, kept as two modules as Pyro's ELBO modules expect.
+
+    Both are plain ``nn.Module``s, not ``PyroModule``s: with module-local
+    parameters a ``PyroModule`` emits a ``param`` message for every weight of a
+    submodule it touches, on every run, which costs each training step time and
+    buys nothing here, since a PyTorch optimizer takes the parameters directly.
 
     ``vae.to(device)`` moves networks, prior constants and learned prior alike.
     """
