@@ -34,6 +34,18 @@ class CompileError(TrainingError):
     """The objective could not be traced or compiled."""
 
 
+def check_compile_mode(mode: str | None) -> str | None:
+    """``mode`` if it is ``None`` (no compiling) or one of ``COMPILE_MODES``.
+
+    :raises UsageError: naming the unknown mode and the known ones.
+    """
+    if mode is not None and mode not in COMPILE_MODES:
+        raise UsageError(
+            f"unknown compile mode {mode!r}: expected one of {', '.join(COMPILE_MODES)}"
+        )
+    return mode
+
+
 class CompiledObjective(torch.nn.Module):
     """``objective`` (an ELBO module: ``objective(*args)`` -> 0-dim loss) compiled.
 
@@ -51,13 +63,10 @@ class CompiledObjective(torch.nn.Module):
         self, objective: torch.nn.Module, mode: str = "default", max_graphs: int = 4
     ) -> None:
         super().__init__()
-        if mode not in COMPILE_MODES:
-            raise UsageError(
-                f"unknown compile mode {mode!r}: expected one of "
-                f"{', '.join(COMPILE_MODES)}"
-            )
+        if mode is None:
+            raise UsageError("a compiled objective needs a compile mode, not None")
         self.objective = objective
-        self.mode = mode
+        self.mode = check_compile_mode(mode)
         self.max_graphs = max_graphs
         self._graphs: dict[tuple, Callable[..., torch.Tensor]] = {}
 

@@ -19,7 +19,7 @@ from ppl_models.criticism import (
 )
 from ppl_models.device import resolve_device
 from ppl_models.inference import make_objective, run_svi
-from ppl_models.inference.compiled import COMPILE_MODES
+from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.models.ppca.model import (
     PPCA,
@@ -165,8 +165,7 @@ def fit_ppca(
     check_choice("inference method", inference, tuple(INFERENCE_METHODS))
     check_positive_int("steps", steps)
     check_positive_float("lr", lr)
-    if compile is not None:
-        check_choice("compile", compile, COMPILE_MODES)
+    check_compile_mode(compile)
     device = resolve_device(device)
     if data is not None:
         x_nd = as_data_matrix(data, "data")

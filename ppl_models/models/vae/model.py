@@ -170,8 +170,9 @@ class VAE(nn.Module):
 
 
 def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
-    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL), particles
-    vectorized, loss kept on the device (:mod:`ppl_models.inference.elbo`).
+    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL), loss kept on
+    the device (:mod:`ppl_models.inference.elbo`); two or more particles are
+    vectorized.
 
     :raises UsageError: for a mixture prior with analytic KL, which has no closed form.
     """

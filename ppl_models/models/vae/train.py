@@ -22,7 +22,7 @@ import torch
 from ppl_models.data.images import ImageData, train_batches
 from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference import make_objective, svi_step
-from ppl_models.inference.compiled import COMPILE_MODES
+from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.inference.guard import (
     NonFiniteWatch,
     nonfinite_parameters,
@@ -33,11 +33,7 @@ from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
 from ppl_models.models.vae.model import VAE, make_elbo
 from ppl_models.seeding import derived_seed
-from ppl_models.validation import (
-    check_choice,
-    check_positive_float,
-    check_positive_int,
-)
+from ppl_models.validation import check_positive_float, check_positive_int
 
 
 @dataclass
@@ -68,8 +64,7 @@ class TrainSettings:
             check_positive_float("clip_grad", self.clip_grad)
         check_positive_int("checkpoint_every", self.checkpoint_every)
         check_positive_int("check_every", self.check_every)
-        if self.compile is not None:
-            check_choice("compile", self.compile, COMPILE_MODES)
+        check_compile_mode(self.compile)
 
 
 @dataclass
