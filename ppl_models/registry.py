@@ -28,10 +28,12 @@ class SmokeCase:
     ``model(*fit_args)`` and ``guide(*fit_args)`` condition on data;
     ``model(*predict_args)`` generates it, with latents from
     ``guide(*guide_predict_args)`` (default: ``predict_args``; an amortized guide
-    needs the data). ``elbo`` builds a fresh ELBO.
+    needs the data). ``elbo`` builds a fresh ELBO. ``inference`` names the entry
+    of the model's ``inference_methods`` that the case exercises.
     """
 
     name: str
+    inference: str
     model: Callable[..., Any]
     guide: Callable[..., Any]
     elbo: Callable[[], ELBO]
@@ -90,7 +92,9 @@ class ModelSpec(ABC):
     @classmethod
     @abstractmethod
     def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
-        """Small instances on ``device``: one per inference method and ELBO."""
+        """Small instances on ``device``: at least one for every inference method in
+        ``inference_methods``, and one per ELBO and variant worth exercising.
+        """
 
 
 _REGISTRY: dict[str, type[ModelSpec]] = {}

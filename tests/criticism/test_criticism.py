@@ -9,6 +9,7 @@ import torch
 from pyro.infer.autoguide import AutoNormal
 
 from ppl_models.criticism import (
+    exceedance,
     posterior_predictive_check,
     replay_guide,
     replay_latents,
@@ -38,7 +39,7 @@ def test_replay_guide_uses_the_guide_draw():
     assert abs(float(trace.nodes["x"]["value"].mean()) + 50.0) < 2.0
 
 
-def test_p_values_count_replicates_at_or_above_the_observed_value():
+def test_p_values_count_replicates_above_the_observed_value():
     observed = torch.tensor([0.0, 1.0])
     replicated = torch.tensor([[0.0, 0.0], [0.0, 2.0], [0.0, 3.0], [0.0, 0.5]])
     checks = posterior_predictive_check(
@@ -47,6 +48,25 @@ def test_p_values_count_replicates_at_or_above_the_observed_value():
     assert checks["max"].observed == 1.0
     assert checks["max"].p_value == pytest.approx(0.5)
     assert checks["max"].replicated.tolist() == [0.0, 2.0, 3.0, 0.5]
+
+
+def test_ties_count_half_in_the_mid_p_value():
+    # Statistic values 1, 2, 2, 3, 3 against an observed 2: two replicates above and
+    # two ties, so p = (2 + 2/2) / 5. ">=" would give 0.8, ">" 0.4.
+    replicated = torch.tensor([1.0, 2.0, 2.0, 3.0, 3.0]).unsqueeze(-1)
+    observed = torch.tensor([2.0])
+    checks = posterior_predictive_check(observed, replicated, {"value": lambda x: x[0]})
+    assert checks["value"].p_value == pytest.approx(0.6)
+    assert exceedance(replicated[:, 0], observed[0]).tolist() == [0, 0.5, 0.5, 1, 1]
+
+
+def test_a_statistic_that_always_ties_is_not_flagged():
+    # A pixel blank in the data and in every replicate: all ties, so p = 1/2.
+    replicated = torch.zeros(7, 3)
+    checks = posterior_predictive_check(
+        torch.zeros(3), replicated, {"ink": lambda x: x.sum()}
+    )
+    assert checks["ink"].p_value == 0.5
 
 
 def test_a_misspecified_model_fails_its_check():

@@ -41,13 +41,15 @@ def ppca_reads(device, steps: int) -> list[str]:
     torch.manual_seed(0)
     model = PPCA(3, 1, 0.5).to(device)
     x, _, _ = simulate(model, 200)
+    reads = []
     for inference in ("map", "meanfield"):
         guide = make_guide(model, inference)
         objective = make_objective(model, guide, ppca_elbo(inference), x)
         optimizer = torch.optim.Adam(objective.parameters(), lr=0.01)
-        with count_host_reads() as reads:
+        with count_host_reads() as fit_reads:
             losses = run_svi(objective, optimizer, steps, x, progress=False)
         assert losses.shape == (steps,)
+        reads += [f"{inference}: {read}" for read in fit_reads]
     return reads
 
 

@@ -65,6 +65,23 @@ def test_ppc_reports_p_values_for_variances_and_top_eigenvalue(default_fit):
     assert checks["variance of x1"].observed == pytest.approx(observed_var, rel=1e-5)
 
 
+def test_ppc_flags_variance_the_model_cannot_explain():
+    # One axis (sd 3) and noise of sd 2 in the two other directions, fitted with
+    # K = 1 and the noise fixed at 0.5: the axis explains x1, but replicated x2 and x3
+    # vary far too little, and only those checks are extreme.
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(1000, 3)) * np.array([3.0, 2.0, 2.0])
+    fit = fit_ppca(data, inference="meanfield", steps=300, device="cpu", progress=False)
+    checks = fit.posterior_predictive_check(num_samples=50)
+    assert checks["variance of x2"].p_value == 0.0
+    assert checks["variance of x3"].p_value == 0.0
+    assert 0.05 < checks["variance of x1"].p_value < 0.95
+    assert checks["variance of x2"].observed == pytest.approx(
+        float(np.var(data[:, 1], ddof=1)), rel=1e-5
+    )
+    assert float(checks["variance of x2"].replicated.max()) < 1.0
+
+
 def test_closed_form_matches_the_eigendecomposition():
     torch.manual_seed(1)
     w_true = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])

@@ -8,6 +8,7 @@ first operation mixing it with real data fails, the CPU stand-in for a GPU check
 
 from __future__ import annotations
 
+import pkgutil
 from contextlib import contextmanager
 
 import pytest
@@ -113,10 +114,29 @@ def test_the_device_trap_catches_a_tensor_made_without_a_device():
         poutine.trace(careless_model).get_trace(x).log_prob_sum()
 
 
-def test_every_model_is_listed_with_inference_methods():
-    names = list_models()
-    assert "ppca" in names
-    for name in names:
-        spec = get_model(name)
-        assert spec.inference_methods, name
-        assert spec.description, name
+def test_every_model_package_is_registered():
+    # A model subpackage that forgot its @register_model would silently drop out of
+    # every registry-parametrized test; compare against the packages on disk.
+    import ppl_models.models
+
+    packages = {
+        info.name
+        for info in pkgutil.iter_modules(ppl_models.models.__path__)
+        if info.ispkg
+    }
+    assert packages, "no model packages found"
+    assert set(list_models()) == packages
+
+
+@pytest.mark.parametrize("model_name", list_models())
+def test_every_inference_method_has_smoke_cases(model_name):
+    # The parametrizations above are built from smoke_cases; a model yielding none
+    # (or none for one of its methods) would drop out of them without a failure.
+    spec = get_model(model_name)
+    assert spec.description
+    assert spec.inference_methods
+    cases = list(spec.smoke_cases(torch.device("cpu")))
+    assert cases, f"{model_name} yields no smoke cases"
+    assert {case.inference for case in cases} == set(spec.inference_methods)
+    assert len({case.name for case in cases}) == len(cases), "duplicate case names"
+    assert sum(1 for name, _ in CASES if name == model_name) == len(cases)

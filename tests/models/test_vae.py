@@ -135,6 +135,52 @@ def test_chunked_evaluation_covers_every_image_and_sample(monkeypatch):
         assert bounds["rate"] == 0
 
 
+def test_bounds_equal_a_hand_computation_from_fixed_log_weights(monkeypatch):
+    # Log-weights that differ across samples and images, computed by hand in float64:
+    # the IWAE bound is the log of the mean weight (not the largest log-weight, not
+    # the mean log-weight), and chunking over images and samples must not change it.
+    import ppl_models.models.vae.evaluate as evaluate
+
+    num_images, num_samples = 6, 10
+    k = torch.arange(num_samples, dtype=torch.float64).unsqueeze(-1)
+    b = torch.arange(num_images, dtype=torch.float64)
+    log_lik_table = -(k - 2.0 * b).square() / 4 - 60.0  # (K, B)
+    log_q_table = 0.3 * k - 0.1 * b + 1.0
+    log_prior_table = -0.2 * k * b - 2.0
+    calls = {"samples": 0}
+
+    def fixed_parts(vae, x, num_samples=1):
+        # x carries the image index in its first pixel; samples are numbered by
+        # how many have been drawn for this batch so far.
+        index = x[:, 0].long()
+        start = calls["samples"]
+        calls["samples"] = (start + num_samples) % 10
+        rows = slice(start, start + num_samples)
+        return {
+            "log_lik": log_lik_table[rows][:, index].float(),
+            "log_prior": log_prior_table[rows][:, index].float(),
+            "log_q": log_q_table[rows][:, index].float(),
+        }
+
+    monkeypatch.setattr(evaluate, "log_weight_parts", fixed_parts)
+    log_w = log_lik_table + log_prior_table - log_q_table
+    weights = log_w.exp()
+    expected = {
+        "elbo": float(log_w.mean(0).mean()),
+        "iwae": float(weights.mean(0).log().mean()),
+        "distortion": float(-log_lik_table.mean(0).mean()),
+        "rate": float((log_q_table - log_prior_table).mean(0).mean()),
+    }
+    assert expected["iwae"] > expected["elbo"] + 1  # a case that tells them apart
+    x = torch.zeros(num_images, 64)
+    x[:, 0] = b.float()
+    for max_elements in (64 * 3, 64 * 10, 64 * 25, 2**24):
+        calls["samples"] = 0
+        bounds = evaluate_bounds(None, x, num_samples, max_elements=max_elements)
+        for key, value in expected.items():
+            assert bounds[key] == pytest.approx(value, rel=1e-5), (key, max_elements)
+
+
 @pytest.fixture(scope="module")
 def digits(device):
     return load_images("digits", binarize="threshold", device=device)

@@ -151,9 +151,9 @@ def test_image_ppc_gives_p_values_in_the_unit_interval(device):
         assert check.replicated.shape == (12,)
         assert check.replicated.device.type == "cpu"
         assert 0.0 <= check.p_value <= 1.0
-        assert check.p_value == float(
-            (check.replicated >= check.observed).mean(dtype=torch.float64)
-        )
+        above = (check.replicated > check.observed).double().mean()
+        ties = (check.replicated == check.observed).double().mean()
+        assert check.p_value == pytest.approx(float(above + ties / 2))
     ink = x.mean(-1)
     assert checks[MEAN_INK].observed == pytest.approx(float(ink.mean()))
     assert checks[SD_INK].observed == pytest.approx(float(ink.std()))
@@ -169,6 +169,20 @@ def test_image_ppc_fails_a_model_that_draws_no_ink(device):
     assert checks[MEAN_INK].p_value == 0.0
     assert (checks[MEAN_INK].replicated == 0).all()
     assert (pixel_p == 0).all()
+
+
+def test_image_ppc_gives_blank_pixels_a_mid_p_of_one_half(device):
+    # Replicates are blank; so are the data's first 8 pixels (ties: p = 1/2), while
+    # the other pixels hold ink the model never draws (p = 0).
+    vae = _vae(device)
+    vae.model.decoder = _ConstantDecoder(-30.0)
+    x = _images(40, device, p=0.5)
+    x[:, :8] = 0
+    x[0, 8:] = 1  # every other pixel has ink in at least one image
+    checks, pixel_p = image_ppc(vae, x, num_replicates=6)
+    assert pixel_p[:8].tolist() == [0.5] * 8
+    assert (pixel_p[8:] == 0).all()
+    assert checks[SD_INK].p_value == 0.0
 
 
 def test_image_ppc_refuses_a_single_image(device):

@@ -4,6 +4,7 @@ writing a checkpoint, and checkpoints that are truncated or belong to another ru
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -78,11 +79,67 @@ def test_nan_stops_the_command_line_with_status_1(capsys, tmp_path):
     assert "NaN or infinite at step" in err and len(err.strip().splitlines()) == 1
 
 
-def test_gradient_clipping_keeps_a_huge_learning_rate_finite(digits):
+class NaNGradientAfter(torch.nn.Module):
+    """A decoder whose backward pass turns NaN from its ``start``-th training call
+    on, while the loss itself stays finite."""
+
+    def __init__(self, decoder: torch.nn.Module, start: int):
+        super().__init__()
+        self.decoder, self.start, self.calls = decoder, start, 0
+
+    def forward(self, z):
+        logits = self.decoder(z)
+        if torch.is_grad_enabled():
+            self.calls += 1
+            if self.calls >= self.start:
+                logits.register_hook(lambda grad: grad * float("nan"))
+        return logits
+
+
+def test_nan_in_the_gradient_alone_is_caught_at_its_step(digits, tmp_path):
     vae = small_vae()
-    settings = TrainSettings(epochs=1, batch_size=128, lr=1e-2, clip_grad=1.0)
-    history = train_vae(vae, digits, settings, progress=False)
-    assert all(torch.isfinite(torch.tensor(history.train_elbo)))
+    bad_step = STEPS_PER_EPOCH + 3
+    vae.model.decoder = NaNGradientAfter(vae.model.decoder, bad_step)
+    checkpoint = tmp_path / "checkpoint.pt"
+    settings = TrainSettings(epochs=3, batch_size=128, lr=1e-3)
+    with pytest.raises(NumericalError) as info:
+        train_vae(vae, digits, settings, checkpoint_path=checkpoint, progress=False)
+    assert f"at step {bad_step} (epoch 2)" in str(info.value)
+    record = load_checkpoint(checkpoint, "vae")
+    assert record["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in record["vae_state"].values())
+
+
+def sgd_instead_of_adam(monkeypatch):
+    # Adam divides each step by the gradient's running scale, so a gradient spike
+    # barely changes its step and clipping has little to prevent; with plain SGD
+    # the step is the gradient itself, and clipping is what keeps it bounded.
+    def sgd(params, lr):
+        return torch.optim.SGD(params, lr=lr)
+
+    monkeypatch.setattr(torch.optim, "Adam", sgd)
+
+
+def test_gradient_clipping_prevents_a_divergence(digits, monkeypatch):
+    sgd_instead_of_adam(monkeypatch)
+    settings = TrainSettings(epochs=1, batch_size=128, lr=0.05)
+    with pytest.raises(NumericalError, match="NaN or infinite at step"):
+        train_vae(small_vae(), digits, settings, progress=False)
+    clipped = TrainSettings(epochs=1, batch_size=128, lr=0.05, clip_grad=1.0)
+    history = train_vae(small_vae(), digits, clipped, progress=False)
+    assert all(math.isfinite(v) for v in history.train_elbo + history.test_elbo)
+
+
+def test_clip_grad_on_the_command_line_reaches_the_optimizer(capsys, tmp_path,
+                                                            monkeypatch):  # fmt: skip
+    sgd_instead_of_adam(monkeypatch)
+    argv = ["fit", "vae", "--dataset", "digits", "--epochs", "1", "--lr", "0.05",
+            "--hidden-dim", "16", "--latent-dim", "2", "--no-criticize",
+            "--device", "cpu"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 1
+    assert "NaN or infinite" in capsys.readouterr().err
+    status = main([*argv, "--clip-grad", "1", "--out", str(tmp_path / "clipped")])
+    assert status == 0, capsys.readouterr().err
 
 
 def test_ctrl_c_saves_the_last_finished_epoch_and_resume_is_exact(digits, tmp_path):
@@ -98,6 +155,48 @@ def test_ctrl_c_saves_the_last_finished_epoch_and_resume_is_exact(digits, tmp_pa
                   progress=False, on_epoch_end=interrupt_after_two)  # fmt: skip
     record = load_checkpoint(checkpoint, "vae", digits.device)
     assert record["epoch"] == 2
+    resumed = small_vae()
+    train_vae(resumed, digits, settings, resume_from=record, progress=False)
+    straight = small_vae()
+    train_vae(straight, digits, settings, progress=False)
+    assert_same_parameters(straight.state_dict(), resumed.state_dict())
+
+
+def interrupt_at(module: torch.nn.Module, at: int) -> None:
+    """Make ``module`` raise KeyboardInterrupt at its ``at``-th training call (a
+    hook, so the state dict keeps its keys)."""
+    calls = [0]
+
+    def hook(module, args):
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if calls[0] == at:
+                raise KeyboardInterrupt
+
+    module.register_forward_pre_hook(hook)
+
+
+def test_ctrl_c_mid_epoch_saves_the_last_epoch_end_and_resume_is_exact(
+    digits, tmp_path
+):
+    # Interrupted in the middle of epoch 2, after 5 of its steps have changed the
+    # parameters: the checkpoint must hold the state at the end of epoch 1, as it
+    # was then, and resuming from it must retrace the uninterrupted run exactly.
+    checkpoint = tmp_path / "checkpoint.pt"
+    settings = TrainSettings(epochs=3, batch_size=128, lr=3e-3, checkpoint_every=5)
+    interrupted = small_vae()
+    interrupt_at(interrupted.model.decoder, STEPS_PER_EPOCH + 6)
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(interrupted, digits, settings, checkpoint_path=checkpoint,
+                  progress=False)  # fmt: skip
+    record = load_checkpoint(checkpoint, "vae", digits.device)
+    assert record["epoch"] == 1
+
+    one_epoch = small_vae()
+    train_vae(one_epoch, digits, TrainSettings(epochs=1, batch_size=128, lr=3e-3),
+              progress=False)  # fmt: skip
+    assert_same_parameters(one_epoch.state_dict(), record["vae_state"])
+
     resumed = small_vae()
     train_vae(resumed, digits, settings, resume_from=record, progress=False)
     straight = small_vae()

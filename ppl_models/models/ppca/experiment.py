@@ -132,6 +132,7 @@ class PPCASpec(ModelSpec):
             x = torch.randn(3, 7, device=device)
             yield SmokeCase(
                 name=f"ppca-{inference}",
+                inference=inference,
                 model=model,
                 guide=make_guide(model, inference),
                 elbo=lambda inference=inference: make_elbo(inference),

@@ -200,6 +200,7 @@ class VAESpec(ModelSpec):
             vae = VAE(config).to(device)
             yield SmokeCase(
                 name=f"vae-{name}",
+                inference="amortized",
                 model=vae.model,
                 guide=vae.guide,
                 elbo=lambda config=config, elbo=elbo: make_elbo(elbo, config, 2),
