@@ -139,4 +139,8 @@ def test_every_inference_method_has_smoke_cases(model_name):
     assert cases, f"{model_name} yields no smoke cases"
     assert {case.inference for case in cases} == set(spec.inference_methods)
     assert len({case.name for case in cases}) == len(cases), "duplicate case names"
+    for case in cases:
+        # exercise() compares these sites' shapes in model and guide; with none
+        # named, that check would pass vacuously.
+        assert case.latent_sites, f"{case.name} names no latent sites"
     assert sum(1 for name, _ in CASES if name == model_name) == len(cases)

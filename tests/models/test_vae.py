@@ -20,7 +20,11 @@ from ppl_models.models.vae import (
     make_elbo,
     train_vae,
 )
-from ppl_models.models.vae.evaluate import evaluate_bounds, log_weights
+from ppl_models.models.vae.evaluate import (
+    evaluate_bounds,
+    log_weight_parts,
+    log_weights,
+)
 from ppl_models.models.vae.priors import MixturePrior
 from ppl_models.models.vae.train import checkpoint_payload
 from tests.conftest import assert_same_parameters
@@ -87,6 +91,18 @@ def test_model_and_guide_shapes_agree(batch, latent_dim, particles, architecture
     assert loss.shape == () and torch.isfinite(loss)
     log_w = log_weights(vae, x, num_samples=particles)
     assert log_w.shape == (particles, batch)
+
+
+def test_log_weights_are_log_joint_minus_log_q_of_the_same_draws():
+    vae = small_vae()
+    x = torch.rand(5, 64).round()
+    torch.manual_seed(3)
+    parts = log_weight_parts(vae, x, 4)
+    torch.manual_seed(3)
+    log_w = log_weights(vae, x, 4)
+    expected = parts["log_lik"] + parts["log_prior"] - parts["log_q"]
+    torch.testing.assert_close(log_w, expected)
+    assert log_weights(vae, x).shape == (1, 5)  # one draw by default
 
 
 def test_iwae_bound_is_at_least_the_elbo_and_equals_it_for_one_sample():

@@ -1,0 +1,123 @@
+"""Score a finished `mutmut run` and hold its survivors against MUTATION.md.
+
+Reads mutmut's result files under ``mutants/`` and prints, per source file, how many
+mutants were killed, survived or had no test, and the mutation score: killed (a test
+failed, or the tests ran past their time limit) over all mutants that are not
+recorded as equivalent in MUTATION.md. Every survivor must either be killed by a test
+or appear in MUTATION.md's table of equivalent mutants with a reason; the script
+lists the ones that do neither and exits 1 if there are any.
+
+    python scripts/mutation_report.py            # after `mutmut run`
+    python scripts/mutation_report.py --markdown # the table for MUTATION.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KILLED = {1, 3, 24, -24, 36, 152, 255}  # test failures and time-outs
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+# "| `ppl_models.x.x_f__mutmut_3` | reason |" rows of MUTATION.md's table
+EQUIVALENT_ROW = re.compile(r"^\|\s*`([\w.]+__mutmut_\d+)`\s*\|\s*(.+?)\s*\|\s*$")
+
+
+def load_results(mutants: Path) -> dict[str, dict[str, int | None]]:
+    """Source file -> {mutant name: exit code} from mutmut's ``.meta`` files."""
+    results = {}
+    for meta in sorted(mutants.rglob("*.py.meta")):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if codes:
+            results[str(meta.relative_to(mutants))[: -len(".meta")]] = codes
+    return results
+
+
+def load_equivalents(record: Path) -> dict[str, str]:
+    """Mutant name -> reason, from the equivalent-mutant table of ``record``."""
+    if not record.is_file():
+        return {}
+    rows = (EQUIVALENT_ROW.match(line) for line in record.read_text().splitlines())
+    return {row.group(1): row.group(2) for row in rows if row}
+
+
+def classify(code: int | None) -> str:
+    if code in KILLED:
+        return "killed"
+    if code in SURVIVED:
+        return "survived"
+    if code in NO_TESTS:
+        return "no tests"
+    return "not run" if code is None else f"other ({code})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
+    parser.add_argument("--record", type=Path, default=ROOT / "MUTATION.md")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the per-file table as Markdown"
+    )
+    args = parser.parse_args(argv)
+    results = load_results(args.mutants)
+    if not results:
+        print(f"no mutmut results under {args.mutants}: run `mutmut run` first")
+        return 2
+    equivalents = load_equivalents(args.record)
+
+    totals: Counter[str] = Counter()
+    unexplained = []
+    rows = []
+    for path, codes in results.items():
+        counts: Counter[str] = Counter()
+        for name, code in codes.items():
+            verdict = classify(code)
+            if verdict != "killed" and name in equivalents:
+                verdict = "equivalent"
+            counts[verdict] += 1
+            if verdict not in ("killed", "equivalent"):
+                unexplained.append((name, verdict))
+        totals.update(counts)
+        rows.append((path, counts))
+    stale = sorted(
+        name
+        for name in equivalents
+        if not any(name in codes for codes in results.values())
+    )
+
+    def score(counts: Counter[str]) -> str:
+        scored = sum(counts.values()) - counts["equivalent"]
+        return f"{100 * counts['killed'] / scored:.1f}%" if scored else "-"
+
+    columns = ("killed", "survived", "no tests", "equivalent", "not run")
+    if args.markdown:
+        print("| file | mutants | " + " | ".join(columns) + " | score |")
+        print("| --- " * (len(columns) + 3) + "|")
+        for path, counts in rows + [("**all**", totals)]:
+            cells = " | ".join(str(counts[c]) for c in columns)
+            print(f"| {path} | {sum(counts.values())} | {cells} | {score(counts)} |")
+    else:
+        for path, counts in rows:
+            cells = "  ".join(f"{c} {counts[c]}" for c in columns if counts[c])
+            print(f"{path:45s} {score(counts):>7s}  {cells}")
+        print(f"{'all':45s} {score(totals):>7s}  total {sum(totals.values())}")
+    if stale:
+        print(
+            f"\n{len(stale)} equivalent mutant(s) in {args.record.name} no longer exist:"
+        )
+        print("\n".join(f"  {name}" for name in stale))
+    if unexplained:
+        print(f"\n{len(unexplained)} mutant(s) neither killed nor explained:")
+        print("\n".join(f"  {name} ({verdict})" for name, verdict in unexplained))
+        print("see each with `mutmut show NAME`")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
