@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path:45s} {score(counts):>7s}  {cells}")
         print(f"{'all':45s} {score(totals):>7s}  total {sum(totals.values())}")
     if stale:
-        print(
-            f"\n{len(stale)} equivalent mutant(s) in {args.record.name} no longer exist:"
-        )
+        print(f"\n{len(stale)} equivalent mutant(s) in {args.record.name} are gone:")
         print("\n".join(f"  {name}" for name in stale))
     if unexplained:
         print(f"\n{len(unexplained)} mutant(s) neither killed nor explained:")
