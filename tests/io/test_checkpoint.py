@@ -10,7 +10,7 @@ import torch
 
 from ppl_models.errors import CheckpointError
 from ppl_models.io.atomic import atomic_open
-from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
+from ppl_models.io.checkpoint import load_checkpoint, load_state, save_checkpoint
 
 
 def test_round_trip(tmp_path):
@@ -73,3 +73,59 @@ def test_other_files_and_models_are_refused(tmp_path):
         load_checkpoint(ours, "ppca")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt", "ppca")
+
+
+def test_the_file_records_its_format_and_model_beside_the_payload(tmp_path):
+    # Other tools read checkpoints with plain torch.load: the keys are the contract.
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, "vae", {"epoch": 3})
+    record = torch.load(path, weights_only=True)
+    assert record == {"format": "ppl_models.checkpoint/1", "model": "vae", "epoch": 3}
+
+
+def test_load_checkpoint_puts_tensors_on_the_device_asked_for(tmp_path):
+    # "meta" stands in for a GPU: a device other than the one the file was saved on.
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, "ppca", {"w": torch.ones(2, 3)})
+    assert load_checkpoint(path, "ppca")["w"].device.type == "cpu"
+    assert load_checkpoint(path, "ppca", device="meta")["w"].device.type == "meta"
+
+
+def test_a_refused_file_is_named_with_the_first_line_of_the_reason(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, "ppca", {"value": torch.ones(1000)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RuntimeError) as torch_error:
+        torch.load(path, weights_only=True)
+    reason = str(torch_error.value).strip().splitlines()[0]
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path, "ppca")
+    message = str(raised.value)
+    assert message.startswith(f"{path} is not a readable checkpoint (truncated, ")
+    assert message.endswith(f"plain tensors and numbers): {reason}")
+
+
+def test_an_empty_file_is_refused_with_no_reason_to_quote(tmp_path):
+    # torch raises an EOFError with an empty message on an empty file.
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path, "ppca")
+    assert str(raised.value).endswith("other than plain tensors and numbers): ")
+
+
+def test_load_state_fills_a_module_or_says_the_checkpoint_does_not_fit(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    module = torch.nn.Linear(2, 3)
+    state = {k: torch.full_like(v, 0.5) for k, v in module.state_dict().items()}
+    load_state(module, state, path)
+    assert torch.equal(module.weight, torch.full((3, 2), 0.5))
+
+    wrong = {"weight": torch.ones(2, 2)}
+    with pytest.raises(RuntimeError) as torch_error:
+        torch.nn.Linear(2, 3).load_state_dict(wrong)
+    reason = str(torch_error.value).strip().splitlines()[0]
+    with pytest.raises(CheckpointError) as raised:
+        load_state(module, wrong, path)
+    assert str(raised.value) == f"{path} does not fit the run's configuration: {reason}"
