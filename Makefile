@@ -21,11 +21,12 @@ format:
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
 
-# Mutation testing of the core (not part of `make test`: it takes about an hour on 2
-# cores). Scope and settings are in pyproject.toml [tool.mutmut]; the score and every
-# surviving mutant's verdict are recorded in MUTATION.md.
+# Mutation testing of the core (not part of `make test`: it runs for hours). Scope and
+# settings are in pyproject.toml [tool.mutmut]; the score and every surviving
+# mutant's verdict are recorded in MUTATION.md. One torch thread per worker: the test
+# models are tiny and the workers share the cores.
 mutation: setup
 	$(PYTHON) -m pip install -q -e ".[dev,mutation]"
 	rm -rf mutants
-	$(PYTHON) -m mutmut run --max-children 2 || true
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m mutmut run --max-children 2 || true
 	$(PYTHON) scripts/mutation_report.py
