@@ -79,13 +79,16 @@ def test_an_existing_run_is_replaced_only_with_overwrite(tmp_path):
     assert record is None and run["latent_dim"] == 50
 
 
-def test_resume_takes_the_runs_settings_from_config_json(tmp_path):
+def test_resume_takes_the_runs_settings_from_config_json(tmp_path, device):
     payload = write_run(tmp_path, DIGITS_VAE, lr=2e-3, seed=4)
     args = fit_args("--resume", "--latent-dim", "9", "--lr", "0.5")
-    run, record = runs.run_and_checkpoint(args, tmp_path, "cpu")
+    run, record = runs.run_and_checkpoint(args, tmp_path, device)
     assert (run["latent_dim"], run["lr"], run["seed"]) == (2, 2e-3, 4)
     assert record["epoch"] == 2
-    assert_same_parameters(record["vae_state"], payload["vae_state"])
+    # The checkpoint (written on the CPU) is read onto the run's device.
+    assert {v.device for v in record["vae_state"].values()} == {device}
+    state = {k: v.cpu() for k, v in record["vae_state"].items()}
+    assert_same_parameters(state, payload["vae_state"])
 
 
 def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
