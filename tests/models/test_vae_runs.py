@@ -91,6 +91,12 @@ def test_resume_takes_the_runs_settings_from_config_json(tmp_path, device):
     assert_same_parameters(state, payload["vae_state"])
 
 
+def test_resume_without_a_checkpoint_says_there_is_none(tmp_path):
+    with pytest.raises(UsageError) as error:
+        runs.run_and_checkpoint(fit_args("--resume"), tmp_path, "cpu")
+    assert str(error.value) == f"--resume: {tmp_path} holds no checkpoint to resume"
+
+
 def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
     write_run(tmp_path, {**DIGITS_VAE, "latent_dim": 3})
     with pytest.raises(CheckpointError) as error:
