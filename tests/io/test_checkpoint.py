@@ -55,6 +55,20 @@ def test_file_with_pickled_code_is_refused(tmp_path):
         load_checkpoint(path, "ppca")
 
 
+def test_pickled_code_is_refused_even_where_torch_is_told_to_allow_it(
+    tmp_path, monkeypatch
+):
+    # This variable makes torch.load unpickle anything unless the caller says
+    # weights_only=True; a checkpoint from someone else must still not run code.
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    path = tmp_path / "evil.pt"
+    torch.save(
+        {"format": "ppl_models.checkpoint/1", "model": "ppca", "x": Sneaky()}, path
+    )
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path, "ppca")
+
+
 def test_plain_pickle_is_refused(tmp_path):
     path = tmp_path / "plain.pt"
     path.write_bytes(pickle.dumps(collections.OrderedDict(a=1)))

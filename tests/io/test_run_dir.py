@@ -3,6 +3,8 @@ tables, with errors that name the directory and what is wrong with it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ppl_models.errors import CheckpointError, UsageError
@@ -35,13 +37,25 @@ def test_prepare_run_dir_refuses_a_path_that_is_a_file(tmp_path):
     assert str(raised.value) == f"cannot write to output directory {path}: File exists"
 
 
-def test_an_os_error_without_a_message_is_named_by_its_type(tmp_path, monkeypatch):
-    def refuse(**kwargs):
-        raise PermissionError  # no errno, no strerror
+def test_the_probe_file_goes_in_the_run_directory_and_its_error_is_named(
+    tmp_path, monkeypatch
+):
+    # A directory where creating files fails with an error that carries no message
+    # (as some network file systems do); files elsewhere can still be created.
+    out = tmp_path / "out"
+    create = run_dir.tempfile.TemporaryFile
 
-    monkeypatch.setattr(run_dir.tempfile, "TemporaryFile", refuse)
-    with pytest.raises(UsageError, match=r"output directory .*: PermissionError$"):
-        prepare_run_dir(tmp_path / "out")
+    def refuse_in_out(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == out:
+            raise PermissionError  # no errno, no strerror
+        return create(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(run_dir.tempfile, "TemporaryFile", refuse_in_out)
+    with pytest.raises(UsageError) as raised:
+        prepare_run_dir(out)
+    assert (
+        str(raised.value) == f"cannot write to output directory {out}: PermissionError"
+    )
 
 
 def test_prepare_run_dir_refuses_a_directory_it_may_not_write(tmp_path, monkeypatch):
