@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -462,3 +463,20 @@ def test_criticize_vae_figures_show_what_their_titles_say(tmp_path, monkeypatch)
     }
     assert summary["ppc_pixel_extreme_fraction"] == 2 / 8
     criticize_vae(vae, _data(3, None), out, num_images=4)  # the folder exists now
+
+
+def test_criticism_warns_of_nothing():
+    # Deprecation noise included: torch warns of some only once per process, so
+    # every warning is made to show here.
+    vae, x = _vae(), _images(6)
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sample_images(vae, 2)
+            reconstruct(vae, x)
+            latent_manifold(vae, grid_size=3)
+            encoded_means(vae, x)
+            image_ppc(vae, x, num_replicates=2)
+    finally:
+        torch.set_warn_always(False)

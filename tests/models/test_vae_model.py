@@ -13,8 +13,10 @@ from pyro import poutine
 from torch.nn import functional as F
 
 from ppl_models.errors import UsageError
+from ppl_models.inference import make_objective, svi_step
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.models.vae import VAE, VAEConfig, make_elbo
+from ppl_models.models.vae.model import ELBOS
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import (
     PRIORS,
@@ -176,3 +178,41 @@ def test_make_elbo_refusals_say_why():
     with pytest.raises(UsageError) as error:
         make_elbo("trace", normal, num_particles=0)
     assert str(error.value) == "num_particles must be a positive integer, got 0"
+
+
+def test_model_and_guide_share_the_data_plate_and_training_warns_of_nothing():
+    # Pyro pairs the model's and the guide's z through their plates: a plate in one
+    # and not the other makes every training step warn.
+    vae, x = VAE(VAEConfig(**SMALL)), torch.rand(5, 64).round()
+    guide_trace = poutine.trace(vae.guide).get_trace(x)
+    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(
+        x
+    )
+    model_frames = model_trace.nodes["z"]["cond_indep_stack"]
+    assert model_frames == guide_trace.nodes["z"]["cond_indep_stack"]
+    assert [(f.dim, f.size) for f in model_frames] == [(-1, 5)]
+    for name in ELBOS:
+        objective = make_objective(vae.model, vae.guide, make_elbo(name, vae.config), x)
+        optimizer = torch.optim.Adam(objective.parameters(), lr=1e-3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            svi_step(objective, optimizer, x)
+
+
+def test_model_and_guide_make_every_tensor_on_the_vaes_device():
+    # With "meta" as the default device, a tensor made without device= (a plate's
+    # indices included) would land on meta; everything must be on the VAE's device.
+    vae, x = VAE(VAEConfig(**SMALL)), torch.rand(3, 64).round()
+    torch.set_default_device("meta")
+    try:
+        guide_trace = poutine.trace(vae.guide).get_trace(x)
+        model_trace = poutine.trace(vae.model).get_trace(None, 4)
+    finally:
+        torch.set_default_device(None)
+    for trace in (guide_trace, model_trace):
+        values = {
+            name: site["value"].device.type
+            for name, site in trace.nodes.items()
+            if isinstance(site.get("value"), torch.Tensor)
+        }
+        assert "data" in values and set(values.values()) == {"cpu"}, values
