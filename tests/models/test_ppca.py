@@ -169,3 +169,27 @@ def test_criticism_does_not_reuse_the_simulation_stream(tmp_path):
     fit = fit_ppca(inference="meanfield", seed=0, device="cpu", progress=False)
     summary = criticize_fit(fit, tmp_path, ppc_samples=20, seed=0)
     assert summary["replay_cov_rel_error"] <= 0.15
+
+
+@pytest.mark.parametrize("inference", ["map", "meanfield"])
+def test_smoke_cases_name_the_latent_sites_and_the_elbo_of_their_method(inference):
+    # The registry's shared tests compare model and guide shapes at latent_sites and
+    # fit with case.elbo(): both must be the ones this inference method documents.
+    from pyro import poutine
+    from pyro.infer import TraceMeanField_ELBO
+
+    from ppl_models.models.ppca import PPCASpec
+
+    (case,) = [
+        c for c in PPCASpec.smoke_cases(torch.device("cpu")) if c.inference == inference
+    ]
+    trace = poutine.trace(case.model).get_trace(*case.fit_args)
+    latent = {
+        name
+        for name, node in trace.nodes.items()
+        if node["type"] == "sample"
+        and not node["is_observed"]
+        and not poutine.util.site_is_subsample(node)
+    }
+    assert set(case.latent_sites) == latent == {"w", "z"}
+    assert isinstance(case.elbo(), TraceMeanField_ELBO) == (inference == "meanfield")
