@@ -14,7 +14,7 @@ import torch
 from ppl_models.cli.fitting import add_common_fit_arguments
 from ppl_models.data import load_images
 from ppl_models.errors import CheckpointError, DataError, UsageError
-from ppl_models.io.checkpoint import save_checkpoint
+from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, write_config
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, runs
 from ppl_models.models.vae.experiment import VAESpec
@@ -164,6 +164,21 @@ def test_load_fit_refuses_a_checkpoint_of_another_configuration(tmp_path):
     assert str(error.value) == (
         f"{tmp_path / CHECKPOINT} was written for another configuration: "
         "hidden_dims (8,) in the checkpoint, (16,) in config.json"
+    )
+
+
+def test_load_fit_refuses_weights_that_do_not_fit_the_checkpoints_configuration(
+    tmp_path,
+):
+    # A damaged checkpoint: its config says latent_dim 2, its weights are for 3.
+    write_run(tmp_path, DIGITS_VAE)
+    record = load_checkpoint(tmp_path / CHECKPOINT, "vae")
+    record["vae_state"] = VAE(VAEConfig(**{**DIGITS_VAE, "latent_dim": 3})).state_dict()
+    save_checkpoint(tmp_path / CHECKPOINT, "vae", record)
+    with pytest.raises(CheckpointError) as error:
+        runs.load_fit(tmp_path, torch.device("cpu"))
+    assert str(error.value).startswith(
+        f"{tmp_path / CHECKPOINT} does not fit the run's configuration: "
     )
 
 
