@@ -3,15 +3,20 @@ form, user data of any shape, and bad input."""
 
 from __future__ import annotations
 
+import math
+import time
+
 import numpy as np
 import pytest
 import torch
 
+from ppl_models.device import resolve_device
 from ppl_models.errors import DataError, UsageError
 from ppl_models.models.ppca import (
     PPCA,
     closed_form_w,
     fit_ppca,
+    make_guide,
     simulate,
     subspace_cosine,
 )
@@ -193,3 +198,122 @@ def test_smoke_cases_name_the_latent_sites_and_the_elbo_of_their_method(inferenc
     }
     assert set(case.latent_sites) == latent == {"w", "z"}
     assert isinstance(case.elbo(), TraceMeanField_ELBO) == (inference == "meanfield")
+
+
+def test_default_experiment_has_the_documented_size(default_fit):
+    # N=5000, D=2, K=1, sigma=0.5 and 1000 steps unless the caller says otherwise.
+    assert default_fit.x.shape == (2, 5000)
+    assert default_fit.losses.shape == (1000,)
+    assert default_fit.w.shape == (2, 1)
+    assert float(default_fit.model.noise_scale) == 0.5
+
+
+def test_defaults_fit_map_with_seed_0_and_show_progress_when_asked(capsys):
+    start = time.perf_counter()
+    fit = fit_ppca(num_datapoints=50, steps=1, progress=True)
+    elapsed = time.perf_counter() - start
+    assert "ppca map" in capsys.readouterr().err  # the progress bar names the fit
+    explicit = fit_ppca(
+        num_datapoints=50,
+        steps=1,
+        inference="map",
+        lr=0.05,
+        seed=0,
+        device="cpu",
+        progress=False,
+    )
+    assert fit.inference == "map"
+    assert fit.x.device == resolve_device("auto")
+    assert torch.equal(fit.x.cpu(), explicit.x)
+    assert torch.equal(fit.losses.cpu(), explicit.losses)  # a one-step fit works
+    assert torch.allclose(fit.w.cpu(), explicit.w)  # the same learning rate
+    assert 0.0 < fit.fit_seconds <= elapsed
+
+
+def test_posterior_predictive_check_draws_500_replicates_by_default(monkeypatch):
+    # Count the replicates asked for, drawing only two of them to keep this fast.
+    from ppl_models.models.ppca import fit as fit_module
+
+    asked, real_replicate = [], fit_module.replicate
+
+    def replicate(*args, num_samples):
+        asked.append(num_samples)
+        return real_replicate(*args, num_samples=2)
+
+    monkeypatch.setattr(fit_module, "replicate", replicate)
+    fit = fit_ppca(num_datapoints=20, steps=1, device="cpu", progress=False)
+    checks = fit.posterior_predictive_check()
+    assert asked == [500]
+    assert all(c.replicated.shape == (2,) for c in checks.values())
+
+
+def test_closed_form_has_zero_length_axes_where_the_data_vary_less_than_the_noise():
+    # Second moments 4 and 0.01 along the coordinate axes, sigma = 0.5: the first
+    # axis has length sqrt(4 - 0.25), the second would need a negative variance.
+    x = torch.tensor([[2.0, -2.0, 0.0, 0.0], [0.0, 0.0, 0.1, -0.1]]) * math.sqrt(2)
+    w = closed_form_w(x, latent_dim=2, noise_scale=0.5)
+    assert torch.isfinite(w).all()
+    assert w[:, 0].abs().tolist() == pytest.approx([math.sqrt(3.75), 0.0], abs=1e-6)
+    assert w[:, 1].tolist() == [0.0, 0.0]
+
+
+def test_log_joint_is_the_documented_generative_story():
+    # w ~ Normal(0, 2), z ~ Normal(0, 1), x ~ Normal(w @ z, 0.5) with the defaults.
+    from pyro import poutine
+
+    torch.manual_seed(0)
+    model = PPCA(3, 2)
+    w, z, x = torch.randn(3, 2), torch.randn(2, 4), torch.randn(3, 4)
+    conditioned = poutine.condition(model, data={"w": w, "z": z})
+    trace = poutine.trace(conditioned).get_trace(x)
+    assert trace.nodes["z"]["value"].shape == (2, 4)
+    trace.compute_log_prob()
+
+    def normal_logpdf(value, loc, scale):
+        return (
+            -0.5 * ((value - loc) / scale) ** 2
+            - math.log(scale * math.sqrt(2 * math.pi))
+        ).sum()
+
+    expected = {
+        "w": normal_logpdf(w, 0.0, 2.0),
+        "z": normal_logpdf(z, 0.0, 1.0),
+        "x": normal_logpdf(x, w @ z, 0.5),
+    }
+    for site, value in expected.items():
+        assert float(trace.nodes[site]["log_prob_sum"]) == pytest.approx(
+            float(value), rel=1e-5
+        ), site
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"data_dim": 0}, "data_dim must be a positive integer"),
+        ({"latent_dim": 0}, "latent_dim must be a positive integer"),
+        ({"noise_scale": 0.0}, "noise_scale must be a positive"),
+        ({"prior_w_scale": -1.0}, "prior_w_scale must be a positive"),
+    ],
+)
+def test_model_constructor_names_the_bad_argument(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        PPCA(**{"data_dim": 2, "latent_dim": 1, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "args,error,message",
+    [
+        ((), UsageError, "PPCA needs either data x or num_datapoints"),
+        ((None, 0), UsageError, "num_datapoints must be a positive integer"),
+        ((torch.zeros(2, 10, 1),), DataError, r"got \(2, 10, 1\)"),
+        ((torch.zeros(2, 10), 5), DataError, "num_datapoints=5 but the data has 10"),
+    ],
+)
+def test_model_call_names_what_is_missing_or_inconsistent(args, error, message):
+    with pytest.raises(error, match=message):
+        PPCA(2, 1)(*args)
+
+
+def test_make_guide_rejects_an_unknown_method_by_name():
+    with pytest.raises(UsageError, match="unknown inference 'nuts' for ppca"):
+        make_guide(PPCA(2, 1), "nuts")

@@ -168,6 +168,15 @@ def test_summary_reports_the_fit_the_python_api_makes(meanfield_run):
         "largest eigenvalue of cov(x)",
     }
     assert isinstance(summary["fit_seconds"], float) and summary["fit_seconds"] > 0
+    # The statistics and the replay error by their definitions, in numpy.
+    x = reference.x.double().numpy()
+    observed = {f"variance of x{d + 1}": x[d].var(ddof=1) for d in range(3)}
+    observed["largest eigenvalue of cov(x)"] = np.linalg.eigvalsh(np.cov(x)).max()
+    for name, value in observed.items():
+        assert summary["ppc"][name]["observed"] == pytest.approx(value, rel=1e-4)
+    cov_obs, cov_gen = np.cov(x), np.cov(generated.double().numpy())
+    rel_error = np.linalg.norm(cov_gen - cov_obs) / np.linalg.norm(cov_obs)
+    assert summary["replay_cov_rel_error"] == pytest.approx(rel_error, rel=1e-4)
     # fit_run returns what it wrote.
     assert meanfield_run["returned"] == summary
 
