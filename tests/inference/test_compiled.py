@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer import Trace_ELBO
+from pyro.infer.autoguide import AutoNormal
 
 from ppl_models.errors import UsageError
 from ppl_models.inference import make_objective
 from ppl_models.inference.compiled import (
+    COMPILE_MODES,
     CompiledObjective,
     CompileError,
+    check_compile_mode,
     trace_objective,
 )
+from ppl_models.inference.elbo import DeviceTrace_ELBO
 from ppl_models.models.ppca import fit_ppca
 from ppl_models.models.vae import VAE, VAEConfig, fit_vae, make_elbo
 
@@ -138,3 +144,143 @@ def test_an_unknown_compile_mode_is_refused(device):
         CompiledObjective(objective, "fastest")
     with pytest.raises(UsageError, match="compile"):
         fit_ppca(steps=5, compile="fastest", device=device)
+
+
+# Fast tests: torch.compile is replaced by a recorder that runs the traced graph as
+# it is, so they check which graphs are traced, when, and what the compiler is
+# asked for, without paying for inductor.
+
+
+class LocationModel(torch.nn.Module):
+    """A two-site model whose prior scale is a buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("prior_scale", torch.tensor(10.0))
+
+    def forward(self, x, scale=1.0):
+        loc = pyro.sample("loc", dist.Normal(0.0, self.prior_scale))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(loc, scale), obs=x)
+
+
+@pytest.fixture
+def tiny(device):
+    """A plain device ELBO objective on a two-site model, and data for it."""
+    model = LocationModel().to(device)
+    x = torch.linspace(-1.0, 1.0, 6, device=device)
+    return make_objective(model, AutoNormal(model), DeviceTrace_ELBO(), x), x
+
+
+@pytest.fixture
+def compiler_calls(monkeypatch):
+    """torch.compile's calls, as (graph, kwargs); the graph is returned uncompiled."""
+    calls = []
+
+    def record(graph, **kwargs):
+        calls.append((graph, kwargs))
+        return graph
+
+    monkeypatch.setattr(torch, "compile", record)
+    return calls
+
+
+def test_the_graph_is_compiled_once_for_static_shapes_with_the_modes_options(
+    tiny, compiler_calls
+):
+    plain, x = tiny
+    compiled = CompiledObjective(plain, "max-autotune")
+    for _ in range(3):
+        compiled(x)
+    assert len(compiler_calls) == 1
+    graph, kwargs = compiler_calls[0]
+    assert isinstance(graph, torch.fx.GraphModule)
+    # the mode's own options, and random draws from PyTorch's generator
+    expected = dict(torch._inductor.list_mode_options("max-autotune"))
+    expected["fallback_random"] = True
+    assert kwargs == {"dynamic": False, "options": expected}
+
+
+def test_graphs_are_traced_per_shape_and_constant_and_give_the_plain_loss(
+    tiny, compiler_calls
+):
+    # Tracing draws no random numbers: every call, the first included, sees the
+    # draws the plain objective would from the same seed. A Python number is baked
+    # into the traced graph, so a new value needs a new graph.
+    plain, x = tiny
+    compiled = CompiledObjective(plain)
+    calls = [(x,), (x.clone(),), (x[:3],), (x, 2.0), (x, 2.0), (x, 3.0)]
+    graphs = [1, 1, 2, 3, 3, 4]
+    # beyond four graphs (the default) the plain objective runs
+    calls.append((x[:2],))
+    graphs.append(4)
+    for args, count in zip(calls, graphs, strict=True):
+        torch.manual_seed(5)
+        expected = plain(*args)
+        torch.manual_seed(5)
+        torch.testing.assert_close(compiled(*args), expected)
+        assert compiled.num_graphs == count
+    assert len(compiler_calls) == 4
+
+
+def test_buffers_and_parameters_are_read_afresh_on_every_call(tiny, compiler_calls):
+    # Loading a checkpoint between calls changes them in place or replaces them.
+    plain, x = tiny
+    compiled = CompiledObjective(plain)
+    compiled(x)
+    with torch.no_grad():
+        plain.model.prior_scale.fill_(0.5)
+        plain.guide.locs.loc_unconstrained.fill_(2.0)
+    torch.manual_seed(5)
+    expected = plain(x)
+    torch.manual_seed(5)
+    torch.testing.assert_close(compiled(x), expected)
+    assert compiled.num_graphs == 1
+
+
+def test_a_compiled_objective_needs_a_mode_and_a_known_one(tiny):
+    plain, _ = tiny
+    with pytest.raises(UsageError) as raised:
+        CompiledObjective(plain, None)
+    assert str(raised.value) == "a compiled objective needs a compile mode, not None"
+    assert check_compile_mode(None) is None
+    for mode in COMPILE_MODES:
+        assert check_compile_mode(mode) == mode
+    with pytest.raises(UsageError) as raised:
+        check_compile_mode("fast")
+    assert str(raised.value) == (
+        "unknown compile mode 'fast': expected one of default, reduce-overhead, "
+        "max-autotune"
+    )
+
+
+def test_a_compiler_failure_names_the_error_and_the_way_out(tiny, monkeypatch):
+    plain, x = tiny
+
+    def no_compiler(graph, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with pytest.raises(CompileError) as raised:
+        CompiledObjective(plain)(x)
+    assert str(raised.value) == (
+        "torch.compile failed on the traced ELBO (no C++ compiler); "
+        "train without --compile"
+    )
+
+
+def test_an_elbo_that_reads_the_host_is_refused_with_the_reason(device):
+    x = torch.zeros(3, device=device)
+    model = LocationModel().to(device)
+    objective = make_objective(model, AutoNormal(model), Trace_ELBO(), x)
+    with pytest.raises(CompileError) as raised:
+        CompiledObjective(objective)(x)
+    message = str(raised.value)
+    assert message.startswith("the ELBO could not be traced into a graph (")
+    assert message.endswith(
+        "); a compiled objective needs a model and guide of fixed structure and an "
+        "ELBO that keeps its loss on the device"
+    )

@@ -12,6 +12,7 @@ from ppl_models.inference.guard import (
     nonfinite_parameters,
     nonfinite_sites,
 )
+from tests.models.test_registered_models import default_device
 
 NAN = float("nan")
 INF = float("inf")
@@ -105,3 +106,12 @@ def test_nonfinite_parameters_names_the_parameters_holding_nan_or_inf():
         module[0].bias[1] = NAN
         module[1].weight[0, 0] = -INF
     assert nonfinite_parameters(module) == ["0.bias", "1.weight"]
+
+
+def test_the_counters_live_on_the_device_given_not_the_default_one(device):
+    # The suite's device trap: a tensor made without a device lands on "meta",
+    # where reading the first bad step would fail.
+    with default_device("meta"):
+        watch = NonFiniteWatch(device, check_every=2)
+        observe_all(watch, device, [1.0, NAN])
+        assert watch.first_bad_step() == 2
