@@ -317,3 +317,27 @@ def test_model_call_names_what_is_missing_or_inconsistent(args, error, message):
 def test_make_guide_rejects_an_unknown_method_by_name():
     with pytest.raises(UsageError, match="unknown inference 'nuts' for ppca"):
         make_guide(PPCA(2, 1), "nuts")
+
+
+def test_user_data_is_fitted_on_the_requested_device():
+    data = np.random.default_rng(1).normal(size=(30, 2))
+    fit = fit_ppca(data, steps=1, device=TEST_DEVICE, progress=False)
+    assert fit.x.device == resolve_device(TEST_DEVICE)
+    assert fit.w.device == resolve_device(TEST_DEVICE)
+    assert torch.allclose(fit.x.cpu(), torch.tensor(data.T, dtype=torch.float32))
+
+
+def test_a_compile_mode_compiles_the_elbo_with_that_mode(monkeypatch):
+    # Record what would be compiled instead of paying for a compilation here
+    # (tests/inference/test_compiled.py compares compiled and plain fits).
+    from ppl_models.inference import svi
+
+    modes = []
+
+    def compiled_objective(objective, mode):
+        modes.append(mode)
+        return objective
+
+    monkeypatch.setattr(svi, "CompiledObjective", compiled_objective)
+    fit_ppca(num_datapoints=10, steps=1, compile="max-autotune", device="cpu")
+    assert modes == ["max-autotune"]
