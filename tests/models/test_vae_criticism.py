@@ -237,6 +237,7 @@ def test_criticism_creates_no_tensor_on_the_default_device():
             reconstruct(vae, x),
             latent_manifold(vae, grid_size=3),
             encoded_means(vae, x, batch_size=5),
+            encoded_means(vae, x[:0]),
         ]
         checks, pixel_p = image_ppc(vae, x, num_replicates=3, batch_size=5)
     finally:
