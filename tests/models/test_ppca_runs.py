@@ -13,12 +13,15 @@ import pyro
 import pytest
 import torch
 
+from ppl_models.device import resolve_device
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, read_config
 from ppl_models.models.ppca import INFERENCE_METHODS, PPCASpec, experiment, fit_ppca
 from ppl_models.seeding import derived_seed
+from tests.conftest import TEST_DEVICE
 
-CPU = torch.device("cpu")
+# The device under test: on a GPU the run, its checkpoint and its reload stay there.
+DEVICE = resolve_device(TEST_DEVICE)
 
 # Small but not degenerate: three dimensions, two axes, a noise scale that is not
 # the default, so a value that is dropped or swapped on the way shows up.
@@ -54,7 +57,7 @@ def reference_fit(args: argparse.Namespace, data=None):
         steps=args.steps,
         lr=args.lr,
         seed=args.seed,
-        device="cpu",
+        device=DEVICE,
         progress=False,
     )
 
@@ -88,7 +91,7 @@ def meanfield_run(tmp_path_factory):
     args = fit_args(**MEANFIELD_ARGS)
     with pytest.MonkeyPatch.context() as monkeypatch:
         returned, figures = run_and_capture(
-            monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, CPU)
+            monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, DEVICE)
         )
     reference = reference_fit(args)
     return {
@@ -132,7 +135,7 @@ def test_summary_reports_the_fit_the_python_api_makes(meanfield_run):
     expected = {
         "model": "ppca",
         "inference": "meanfield",
-        "device": "cpu",
+        "device": str(DEVICE),
         "compile": None,
         "seed": 11,
         "steps": 10,
@@ -159,7 +162,7 @@ def test_summary_reports_the_fit_the_python_api_makes(meanfield_run):
     }
     for key, value in matrices.items():
         expected[key] = summary[key]
-        assert np.allclose(summary[key], value.numpy(), rtol=1e-5, atol=1e-7), key
+        assert np.allclose(summary[key], value.cpu().numpy(), rtol=1e-5, atol=1e-7), key
     assert summary == expected
     assert set(summary["ppc"]) == {
         "variance of x1",
@@ -169,12 +172,12 @@ def test_summary_reports_the_fit_the_python_api_makes(meanfield_run):
     }
     assert isinstance(summary["fit_seconds"], float) and summary["fit_seconds"] > 0
     # The statistics and the replay error by their definitions, in numpy.
-    x = reference.x.double().numpy()
+    x = reference.x.double().cpu().numpy()
     observed = {f"variance of x{d + 1}": x[d].var(ddof=1) for d in range(3)}
     observed["largest eigenvalue of cov(x)"] = np.linalg.eigvalsh(np.cov(x)).max()
     for name, value in observed.items():
         assert summary["ppc"][name]["observed"] == pytest.approx(value, rel=1e-4)
-    cov_obs, cov_gen = np.cov(x), np.cov(generated.double().numpy())
+    cov_obs, cov_gen = np.cov(x), np.cov(generated.double().cpu().numpy())
     rel_error = np.linalg.norm(cov_gen - cov_obs) / np.linalg.norm(cov_obs)
     assert summary["replay_cov_rel_error"] == pytest.approx(rel_error, rel=1e-4)
     # fit_run returns what it wrote.
@@ -207,8 +210,8 @@ def test_figures_show_the_loss_the_replay_and_the_checks(meanfield_run):
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend == ["observed", "replayed (meanfield)"]
     observed, replayed = (c.get_offsets() for c in ax.collections)
-    assert np.allclose(observed, reference.x.T[:, :2].numpy())
-    assert np.allclose(replayed, generated.T[:, :2].numpy(), rtol=1e-4, atol=1e-5)
+    assert np.allclose(observed, reference.x.T[:, :2].cpu().numpy())
+    assert np.allclose(replayed, generated.T[:, :2].cpu().numpy(), rtol=1e-4, atol=1e-5)
 
     figure = figures["ppc.png"]
     assert figure.get_suptitle() == "PPCA, meanfield: posterior predictive checks"
@@ -225,7 +228,7 @@ def test_criticize_reloads_the_run_and_reports_the_same_numbers(
     run_dir = meanfield_run["run_dir"]
     before = read_summary(run_dir)
     summary, figures = run_and_capture(
-        monkeypatch, lambda: PPCASpec.criticize_run(run_dir, CPU)
+        monkeypatch, lambda: PPCASpec.criticize_run(run_dir, DEVICE)
     )
     assert summary == before == read_summary(run_dir)
     assert {path.name for path in figures} == {"replay.png", "ppc.png"}
@@ -239,13 +242,14 @@ def test_load_fit_rebuilds_the_fitted_model_and_guide(meanfield_run):
     run_dir = meanfield_run["run_dir"]
     reference = meanfield_run["reference"]
     config = read_config(run_dir)
-    fit = experiment.load_fit(run_dir / CHECKPOINT, config, CPU)
+    fit = experiment.load_fit(run_dir / CHECKPOINT, config, DEVICE)
     assert fit.inference == "meanfield"
     assert fit.model.data_dim == 3 and fit.model.latent_dim == 2
     assert float(fit.model.noise_scale) == pytest.approx(0.4)
+    assert fit.x.device == fit.w.device == DEVICE
     assert torch.equal(fit.x, reference.x)
-    assert torch.equal(fit.losses, reference.losses)
-    assert torch.equal(fit.w_true, reference.w_true)
+    assert torch.equal(fit.losses.cpu(), reference.losses.cpu())
+    assert torch.equal(fit.w_true.cpu(), reference.w_true.cpu())
     assert torch.allclose(fit.w, reference.w)
     assert torch.allclose(fit.w_scale, reference.w_scale)
     assert fit.fit_seconds == read_summary(run_dir)["fit_seconds"]
@@ -272,7 +276,7 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
     args = fit_args(**{**MEANFIELD_ARGS, "inference": "map", "data": path, "steps": 5})
     args.ppc_samples = 5
     summary, figures = run_and_capture(
-        monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, CPU)
+        monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, DEVICE)
     )
     config = read_config(run_dir)
     assert config["data"] == str(path)
@@ -280,9 +284,9 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
     assert "w_true" not in summary and "axis_cosine_true" not in summary
     assert "w_scale" not in summary  # MAP has no posterior scales
     reference = reference_fit(args, data=data)
-    assert np.allclose(summary["w"], reference.w.numpy(), rtol=1e-5, atol=1e-7)
+    assert np.allclose(summary["w"], reference.w.cpu().numpy(), rtol=1e-5, atol=1e-7)
     assert "w_true" not in load_checkpoint(run_dir / CHECKPOINT, "ppca")
-    fit = experiment.load_fit(run_dir / CHECKPOINT, config, CPU)
+    fit = experiment.load_fit(run_dir / CHECKPOINT, config, DEVICE)
     assert fit.w_true is None and fit.inference == "map"
     assert torch.allclose(fit.w, reference.w)
     (ax,) = next(f for p, f in figures.items() if p.name == "loss.png").axes
