@@ -341,3 +341,14 @@ def test_a_compile_mode_compiles_the_elbo_with_that_mode(monkeypatch):
     monkeypatch.setattr(svi, "CompiledObjective", compiled_objective)
     fit_ppca(num_datapoints=10, steps=1, compile="max-autotune", device="cpu")
     assert modes == ["max-autotune"]
+
+
+def test_meanfield_guide_starts_with_narrow_posteriors():
+    # Initial scales of 0.1 keep the first draws of w and z near their means.
+    from ppl_models.inference import initialize_guide
+
+    model = PPCA(3, 2)
+    guide = make_guide(model, "meanfield")
+    initialize_guide(guide, torch.randn(3, 5))
+    assert torch.allclose(guide.scales.w, torch.full((3, 2), 0.1))
+    assert torch.allclose(guide.scales.z, torch.full((2, 5), 0.1))

@@ -300,3 +300,23 @@ def test_demo_runs_fit_each_inference_method_once():
     assert set(runs) == {f"ppca-{name}" for name in INFERENCE_METHODS}
     for name, argv in runs.items():
         assert f"ppca-{parser.parse_args(argv).inference}" == name
+
+
+def test_a_compiled_run_compiles_the_elbo_and_says_so(tmp_path, monkeypatch):
+    # Record the mode instead of paying for a compilation (tests/cli compares a
+    # compiled run's numbers with a plain run's).
+    from ppl_models.inference import svi
+
+    modes = []
+    monkeypatch.setattr(
+        svi,
+        "CompiledObjective",
+        lambda objective, mode: modes.append(mode) or objective,
+    )
+    args = fit_args(**{**MEANFIELD_ARGS, "steps": 2, "ppc_samples": 2})
+    args.compile = "reduce-overhead"
+    summary, _ = run_and_capture(
+        monkeypatch, lambda: PPCASpec.fit_run(args, tmp_path, DEVICE)
+    )
+    assert modes == ["reduce-overhead"]
+    assert summary["compile"] == "reduce-overhead"
