@@ -238,6 +238,28 @@ def test_buffers_and_parameters_are_read_afresh_on_every_call(tiny, compiler_cal
     assert compiled.num_graphs == 1
 
 
+class DataModel(torch.nn.Module):
+    """A model that holds its data as a buffer, so it is called with no arguments."""
+
+    def __init__(self, data: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("data", data)
+
+    def forward(self):
+        loc = pyro.sample("loc", dist.Normal(0.0, 10.0))
+        with pyro.plate("data", self.data.shape[0]):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=self.data)
+
+
+def test_an_objective_with_no_arguments_compiles_too(device, compiler_calls):
+    model = DataModel(torch.tensor([0.5, 1.5], device=device))
+    plain = make_objective(model, AutoNormal(model), DeviceTrace_ELBO())
+    torch.manual_seed(5)
+    expected = plain()
+    torch.manual_seed(5)
+    torch.testing.assert_close(CompiledObjective(plain, "max-autotune")(), expected)
+
+
 def test_a_compiled_objective_needs_a_mode_and_a_known_one(tiny):
     plain, _ = tiny
     with pytest.raises(UsageError) as raised:
