@@ -199,12 +199,11 @@ show_trace(
 )
 from_outside = poutine.condition(location_scale, data={"y": y_obs})
 outside_trace = poutine.trace(from_outside).get_trace(None, NUM_OBSERVATIONS)
-print(
-    "condition(y = data) observes y:",
-    outside_trace.nodes["y"]["is_observed"],
-    "| the value is the data:",
-    torch.equal(outside_trace.nodes["y"]["value"], y_obs),
-)
+observed = bool(outside_trace.nodes["y"]["is_observed"])
+is_data = torch.equal(outside_trace.nodes["y"]["value"], y_obs)
+print("condition(y = data) observes y:", observed, "| the value is the data:", is_data)
+report("condition_observes_y", float(observed))
+report("condition_value_is_data", float(is_data))
 
 # %% [markdown]
 # With $\mu$ pinned at 0, the generated $y$ centre on 0, and $\mu$'s prior density
@@ -260,10 +259,11 @@ guide_trace = poutine.trace(guide).get_trace(y_obs)
 replayed = poutine.trace(poutine.replay(location_scale, trace=guide_trace))
 model_trace = replayed.get_trace(y_obs)
 show_trace(model_trace, "model replayed with one draw from the guide:")
-print(
-    "mu is the guide's draw:",
-    torch.equal(model_trace.nodes["mu"]["value"], guide_trace.nodes["mu"]["value"]),
+same_mu = torch.equal(
+    model_trace.nodes["mu"]["value"], guide_trace.nodes["mu"]["value"]
 )
+print("mu is the guide's draw:", same_mu)
+report("replayed_mu_is_guide_draw", float(same_mu))
 
 
 def one_sample_elbo() -> float:
@@ -276,9 +276,18 @@ def one_sample_elbo() -> float:
 
 
 with torch.no_grad():
-    by_hand = sum(one_sample_elbo() for _ in range(PPC_SAMPLES)) / PPC_SAMPLES
+    draws = torch.tensor([one_sample_elbo() for _ in range(PPC_SAMPLES)])
     by_pyro = -Trace_ELBO(num_particles=PPC_SAMPLES).loss(location_scale, guide, y_obs)
-print(f"ELBO from {PPC_SAMPLES} draws: by hand {by_hand:.3f}, Trace_ELBO {by_pyro:.3f}")
+by_hand = float(draws.mean())
+# Each is a mean of PPC_SAMPLES independent draws, so their difference has this sd:
+difference_sd = float(draws.std()) * (2 / PPC_SAMPLES) ** 0.5
+print(
+    f"ELBO from {PPC_SAMPLES} draws: by hand {by_hand:.3f}, Trace_ELBO {by_pyro:.3f} "
+    f"(sd of their difference {difference_sd:.3f})"
+)
+report("elbo_by_hand", by_hand)
+report("elbo_by_pyro", by_pyro)
+report("elbo_difference_sd", difference_sd)
 
 # %% [markdown]
 # The two estimates agree up to Monte Carlo error: `Trace_ELBO` is this
@@ -294,10 +303,9 @@ print(f"ELBO from {PPC_SAMPLES} draws: by hand {by_hand:.3f}, Trace_ELBO {by_pyr
 # parameters, so that no outer handler mistakes that run for part of a model.
 
 # %%
-blocked = poutine.trace(poutine.block(location_scale, hide=["y"]))
-show_trace(
-    blocked.get_trace(y_obs), "block(hide=['y']): the likelihood runs, unrecorded"
-)
+blocked = poutine.trace(poutine.block(location_scale, hide=["y"])).get_trace(y_obs)
+show_trace(blocked, "block(hide=['y']): the likelihood runs, unrecorded")
+report("hidden_y_recorded", float("y" in blocked.nodes))
 exposed = poutine.trace(poutine.block(location_scale, expose=["mu"]))
 recorded = [
     name
@@ -305,6 +313,7 @@ recorded = [
     if site["type"] == "sample"
 ]
 print("block(expose=['mu']) records only:", recorded)
+report("exposed_sites_recorded", len(recorded))
 
 # %% [markdown]
 # ## 3. Replaying latents: Pyro's interceptors
@@ -369,6 +378,7 @@ t_observed = y_obs.max()
 t_replicated = y_replicated.max(dim=1).values
 p_by_hand = float(exceedance(t_replicated, t_observed).mean())
 print(f"largest value: observed {t_observed:.3f}, p = {p_by_hand:.3f}")
+report("p_by_hand_largest_value", p_by_hand)
 
 # %% [markdown]
 # `exceedance` counts a replicate as 1 if its statistic is larger than the observed
@@ -435,7 +445,15 @@ pyro.set_rng_seed(SEED + 7)
 truth = PPCA(data_dim=3, latent_dim=2, noise_scale=NOISE_SCALE).to(device)
 x_obs = replay_latents(truth, {"w": W_TRUE}, None, PPCA_DATAPOINTS).nodes["x"]["value"]
 eigenvalues = torch.linalg.eigvalsh(torch.cov(x_obs)).flip(0)
-print(f"x: {tuple(x_obs.shape)}; eigenvalues of cov(x): {eigenvalues.tolist()}")
+# The covariance the model implies, W W^T + sigma^2 I, has these eigenvalues:
+true_cov = W_TRUE @ W_TRUE.T + NOISE_SCALE**2 * torch.eye(3, device=device)
+true_eigenvalues = torch.linalg.eigvalsh(true_cov).flip(0)
+print(f"x: {tuple(x_obs.shape)}")
+for label, values in (("cov(x)", eigenvalues), ("W W^T + sigma^2 I", true_eigenvalues)):
+    print(f"eigenvalues of {label}: {[round(v, 3) for v in values.tolist()]}")
+for rank, value in enumerate(true_eigenvalues.tolist(), start=1):
+    report(f"true_eigenvalue_{rank}", value)
+report("noise_scale", NOISE_SCALE)
 
 fits = {}
 for label, latent_dim in (("good", 2), ("misspecified", 1)):
@@ -455,6 +473,7 @@ for label, latent_dim in (("good", 2), ("misspecified", 1)):
         f"{label:12s} latent_dim={latent_dim}: {fits[label].fit_seconds:.1f} s, "
         f"final -ELBO {final_loss:.0f}"
     )
+    report(f"{label}_final_loss", final_loss)
 
 # %% [markdown]
 # The ELBO already prefers $K = 2$ (a lower $-$ELBO), but the difference between
@@ -490,6 +509,9 @@ for label, fit in fits.items():
             f"p = {check.p_value:.3f}"
         )
         report(f"{label}_ppc_p_{slug(name)}", check.p_value)
+        report(f"{label}_ppc_observed_{slug(name)}", check.observed)
+        report(f"{label}_ppc_replicated_mean_{slug(name)}", float(replicated.mean()))
+        report(f"{label}_ppc_replicated_max_{slug(name)}", float(replicated.max()))
 
 # %%
 fig = plot_ppc(checks["good"], title="PPCA with latent_dim=2 (correct): checks pass")
@@ -506,8 +528,9 @@ fig
 
 # %% [markdown]
 # The mis-specified model fails exactly one check, and fails it completely. The
-# observed second eigenvalue is about 3.4, while every replicate has about
-# $\sigma^2 = 0.25$ there, so $p = 0$. The other two statistics pass: the one axis
+# observed second eigenvalue is about 3.4 (that of $W W^\top + \sigma^2 I$ for the
+# true axes is 3.41), while every replicate has about $\sigma^2 = 0.25$ there, so
+# $p = 0$. The other two statistics pass: the one axis
 # the model has is placed along the largest direction, and the smallest direction is
 # noise in both data and model. So the check says more than "wrong": it says which
 # direction of spread the model cannot produce. The correct model passes all three.
