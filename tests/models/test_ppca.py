@@ -303,7 +303,7 @@ def test_model_constructor_names_the_bad_argument(kwargs, message):
 @pytest.mark.parametrize(
     "args,error,message",
     [
-        ((), UsageError, "PPCA needs either data x or num_datapoints"),
+        ((), UsageError, "^PPCA needs either data x or num_datapoints$"),
         ((None, 0), UsageError, "num_datapoints must be a positive integer"),
         ((torch.zeros(2, 10, 1),), DataError, r"got \(2, 10, 1\)"),
         ((torch.zeros(2, 10), 5), DataError, "num_datapoints=5 but the data has 10"),
