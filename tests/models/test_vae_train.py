@@ -23,7 +23,7 @@ from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.train import History, checkpoint_payload
 from tests.conftest import TEST_DEVICE, assert_same_parameters
 
-NUM_TRAIN = 300  # the first 300 training digits: three steps an epoch
+NUM_TRAIN = 300  # the first 300 training digits (three steps an epoch), 100 test
 BATCH_SIZES = [128, 128, 44]
 STEPS_PER_EPOCH = len(BATCH_SIZES)
 SETTINGS = dict(epochs=3, batch_size=128, lr=2e-3, seed=3, checkpoint_every=2)
@@ -33,7 +33,11 @@ SETTINGS = dict(epochs=3, batch_size=128, lr=2e-3, seed=3, checkpoint_every=2)
 def digits(device):
     data = load_images("digits", binarize="threshold", device=device)
     return replace(
-        data, train=data.train[:NUM_TRAIN], train_labels=data.train_labels[:NUM_TRAIN]
+        data,
+        train=data.train[:NUM_TRAIN],
+        train_labels=data.train_labels[:NUM_TRAIN],
+        test=data.test[:100],
+        test_labels=data.test_labels[:100],
     )
 
 
