@@ -463,7 +463,7 @@ def test_criticize_vae_figures_show_what_their_titles_say(tmp_path, monkeypatch)
         SD_INK: {"observed": 0.2, "p_value": 0.9},
     }
     assert summary["ppc_pixel_extreme_fraction"] == 2 / 8
-    criticize_vae(vae, _data(3, None), out, num_images=4)  # the folder exists now
+    criticize_vae(vae, _data(2, None), out, num_images=4)  # two images, folder exists
 
 
 def test_criticism_warns_of_nothing():

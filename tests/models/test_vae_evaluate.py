@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ppl_models.models.vae.evaluate as evaluate
-from ppl_models.errors import ResourceError
+from ppl_models.errors import ResourceError, UsageError
 from ppl_models.models.vae import VAE, VAEConfig
 from ppl_models.models.vae.evaluate import (
     evaluate_bounds,
@@ -44,6 +44,12 @@ def test_log_weight_parts_are_the_densities_of_the_guides_draws():
     torch.testing.assert_close(parts["log_prior"], normal.log_prob(z).sum(-1))
     torch.testing.assert_close(parts["log_lik"], bernoulli.log_prob(x).sum(-1))
     assert log_weight_parts(vae, x)["log_q"].shape == (1, 5)  # one draw by default
+
+
+def test_evaluate_bounds_refuses_no_samples_naming_the_argument():
+    with pytest.raises(UsageError) as error:
+        evaluate_bounds(small_vae(), torch.zeros(2, P), num_samples=0)
+    assert str(error.value) == "num_samples must be a positive integer, got 0"
 
 
 def test_evaluate_bounds_draws_one_sample_by_default():
