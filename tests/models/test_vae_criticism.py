@@ -463,7 +463,14 @@ def test_criticize_vae_figures_show_what_their_titles_say(tmp_path, monkeypatch)
         SD_INK: {"observed": 0.2, "p_value": 0.9},
     }
     assert summary["ppc_pixel_extreme_fraction"] == 2 / 8
-    criticize_vae(vae, _data(2, None), out, num_images=4)  # two images, folder exists
+    # Two test images are enough, an existing folder is reused, the count of
+    # replicates asked for reaches the check and its figure.
+    saved.clear()
+    criticize_vae(vae, _data(2, None), out, num_images=4, num_replicates=7)
+    assert ppc_calls[-1][1] == 7
+    assert saved[out / "ppc.png"].get_suptitle() == (
+        "Posterior predictive checks: 2 test images, 7 replicates"
+    )
 
 
 def test_criticism_warns_of_nothing():
