@@ -1,7 +1,9 @@
-"""Runs tutorials/04_vae_priors.py end to end in quick mode and checks its output.
+"""Runs tutorials/04_vae_priors.py end to end in quick mode and checks the claims its
+prose makes, against the numbers the run prints.
 
 As for the VAE tutorial, ``PPL_MODELS_DATA`` is kept as the environment has it: with
-MNIST under it the tutorial uses MNIST, without it the offline digits.
+MNIST under it the tutorial uses MNIST, without it the offline digits. The prose's
+comparison of the two priors is about MNIST; on the digits those checks are skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ FIGURES = (
     "samples.png",
     "latent_priors.png",
 )
-COMPONENTS = 10
+PRIORS = ("normal", "mixture")
+SIZES = ("", "latent2_")  # RESULT prefixes: the 16-D pair and the 2-D pair
 
 
 @pytest.fixture(scope="module")
@@ -31,40 +34,85 @@ def tutorial_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     return out / "04_vae_priors", run_tutorial("04_vae_priors.py", out)
 
 
+@pytest.fixture(scope="module")
+def results(tutorial_run) -> dict[str, float]:
+    return tutorial_run[1]
+
+
+@pytest.fixture
+def mnist_results(results) -> dict[str, float]:
+    """The results, where the run used MNIST; else a skip saying why."""
+    if mnist_root() is None:
+        pytest.skip(
+            "the prose compares the priors on MNIST; the quick digits run barely "
+            "uses its latent space (a rate under a nat), so neither prior wins"
+        )
+    return results
+
+
+def gain(results: dict[str, float], size: str, key: str) -> float:
+    """How much the mixture prior raises ``key`` over the standard Normal."""
+    return results[f"{size}mixture_{key}"] - results[f"{size}normal_{key}"]
+
+
 def test_tutorial_priors_writes_its_figures(tutorial_run):
-    figures, _ = tutorial_run
-    assert_figures(figures, FIGURES)
+    assert_figures(tutorial_run[0], FIGURES)
 
 
-def test_tutorial_priors_uses_mnist_when_present_else_digits(tutorial_run):
-    _, results = tutorial_run
-    expected = 28 * 28 if mnist_root() is not None else 8 * 8
-    assert results["pixels_per_image"] == expected
-
-
-@pytest.mark.parametrize("prefix", ["", "latent2_"])
-@pytest.mark.parametrize("prior", ["normal", "mixture"])
-def test_tutorial_priors_bounds_are_sane(tutorial_run, prefix, prior):
-    _, results = tutorial_run
+def test_tutorial_priors_numbers_are_finite(results):
     for name, value in results.items():
         assert math.isfinite(value), f"{name} = {value}"
-    key = f"{prefix}{prior}_"
-    assert results[key + "test_elbo"] < 0
-    assert results[key + "elbo"] < 0
-    # Same draws: the importance-weighted bound is never below the ELBO.
-    assert results[key + "iwae"] >= results[key + "elbo"] - 1e-3
-    # A Monte Carlo estimate of a KL divergence: not negative beyond noise.
-    assert results[key + "rate"] > -0.5
 
 
-@pytest.mark.parametrize("prior", ["normal", "mixture"])
-def test_tutorial_priors_rate_plus_distortion_is_the_elbo(tutorial_run, prior):
-    _, results = tutorial_run
-    total = results[f"{prior}_rate"] + results[f"{prior}_distortion"]
-    # Two Monte Carlo estimates of the same number, from different draws.
-    assert abs(total + results[f"{prior}_elbo"]) < 2.0
+def test_tutorial_priors_uses_mnist_when_present_else_digits(results):
+    mnist = mnist_root() is not None
+    assert results["pixels_per_image"] == (28 * 28 if mnist else 8 * 8)
+    # "784-400-L and back, L = 16 as in TFP's example" (8 for the digits)
+    assert results["hidden_units"] == 400
+    assert results["latent_dim"] == (16 if mnist else 8)
 
 
-def test_tutorial_priors_mixture_weights_are_a_distribution(tutorial_run):
-    _, results = tutorial_run
-    assert 1.0 / COMPONENTS - 1e-6 <= results["mixture_weight_max"] <= 1.0
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("prior", PRIORS)
+def test_rate_plus_distortion_is_minus_the_elbo(results, size, prior):
+    # The same draws give all three: an identity up to float rounding.
+    key = f"{size}{prior}_"
+    total = results[key + "rate"] + results[key + "distortion"]
+    assert math.isclose(total, -results[key + "elbo"], rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("prior", PRIORS)
+def test_the_iwae_bound_is_above_the_elbo(results, size, prior):
+    key = f"{size}{prior}_"
+    assert results[key + "iwae"] > results[key + "elbo"]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_learned_prior_raises_both_bounds_by_about_as_much(mnist_results, size):
+    assert gain(mnist_results, size, "test_elbo") > 0
+    elbo_gain = gain(mnist_results, size, "elbo")
+    assert elbo_gain > 0
+    assert 0.5 < gain(mnist_results, size, "iwae") / elbo_gain < 1.5
+
+
+def test_with_16_dimensions_both_parts_of_the_elbo_improve(mnist_results):
+    assert gain(mnist_results, "", "rate") < 0
+    assert gain(mnist_results, "", "distortion") < 0
+
+
+def test_with_2_dimensions_most_of_the_gain_is_in_the_distortion(mnist_results):
+    rate, distortion = (
+        gain(mnist_results, "latent2_", k) for k in ("rate", "distortion")
+    )
+    assert distortion < 0
+    assert abs(rate) < abs(distortion)
+
+
+def test_the_learned_weights_follow_the_codes(results):
+    # Closer to the shares of codes the components hold than the equal weights the
+    # mixture started from.
+    assert (
+        results["learned_weights_distance_to_code_shares"]
+        < results["equal_weights_distance_to_code_shares"]
+    )
