@@ -30,7 +30,7 @@ def run_tutorial(script: str, out: Path, **env: str) -> dict[str, float]:
         env=environment,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # quick mode takes seconds; a loaded shared machine, minutes
     )
     assert done.returncode == 0, (
         f"{script} failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
