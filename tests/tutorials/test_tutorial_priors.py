@@ -75,10 +75,11 @@ def test_tutorial_priors_uses_mnist_when_present_else_digits(results):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("prior", PRIORS)
 def test_rate_plus_distortion_is_minus_the_elbo(results, size, prior):
-    # The same draws give all three: an identity up to float rounding.
+    # The same draws give all three: an identity up to rounding. Each is printed to
+    # 4 decimals, so the sum may be off by 1.5e-4; from other draws, by hundredths.
     key = f"{size}{prior}_"
     total = results[key + "rate"] + results[key + "distortion"]
-    assert math.isclose(total, -results[key + "elbo"], rel_tol=1e-4)
+    assert math.isclose(total, -results[key + "elbo"], rel_tol=0, abs_tol=5e-4)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -111,8 +112,10 @@ def test_with_2_dimensions_most_of_the_gain_is_in_the_distortion(mnist_results):
 
 def test_the_learned_weights_follow_the_codes(results):
     # Closer to the shares of codes the components hold than the equal weights the
-    # mixture started from.
+    # mixture started from...
     assert (
         results["learned_weights_distance_to_code_shares"]
         < results["equal_weights_distance_to_code_shares"]
     )
+    # ...and each weight belongs to its component: shuffled, they rarely come as close.
+    assert results["shuffled_weights_as_close"] < 0.05
