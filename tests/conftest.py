@@ -43,6 +43,22 @@ def assert_same_parameters(a: dict, b: dict) -> None:
             assert torch.allclose(value, b[name], rtol=1e-5, atol=1e-6), name
 
 
+def interrupt_at(module: torch.nn.Module, at: int) -> None:
+    """Make ``module`` raise KeyboardInterrupt at its ``at``-th training call (one
+    with gradients on). A hook, not a wrapper, so the state dict keeps its keys and
+    a checkpoint written after the interrupt loads into a plain model.
+    """
+    calls = [0]
+
+    def hook(module, args):
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if calls[0] == at:
+                raise KeyboardInterrupt
+
+    module.register_forward_pre_hook(hook)
+
+
 def mnist_root() -> Path | None:
     """The data root holding ``mnist/``, from ``PPL_MODELS_DATA``, or None."""
     root = os.environ.get("PPL_MODELS_DATA")

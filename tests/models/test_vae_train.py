@@ -21,7 +21,7 @@ from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train, train_vae
 from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.train import History, checkpoint_payload
-from tests.conftest import TEST_DEVICE, assert_same_parameters
+from tests.conftest import TEST_DEVICE, assert_same_parameters, interrupt_at
 
 NUM_TRAIN = 300  # the first 300 training digits (three steps an epoch), 100 test
 BATCH_SIZES = [128, 128, 44]
@@ -278,19 +278,6 @@ def test_warnings_raised_during_training_still_reach_the_user(digits):
     with pytest.warns(UserWarning, match="disk almost full"):
         train_vae(small_vae(digits.device), digits, TrainSettings(epochs=1),
                   progress=False, on_epoch_end=warn)  # fmt: skip
-
-
-def interrupt_at(module: torch.nn.Module, at: int) -> None:
-    """Make ``module`` raise KeyboardInterrupt at its ``at``-th training call."""
-    calls = [0]
-
-    def hook(module, args):
-        if torch.is_grad_enabled():
-            calls[0] += 1
-            if calls[0] == at:
-                raise KeyboardInterrupt
-
-    module.register_forward_pre_hook(hook)
 
 
 def watch_with_a_nan_at_step_2() -> NonFiniteWatch:

@@ -20,7 +20,7 @@ from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train_vae
 from ppl_models.models.vae import train as train_module
 from ppl_models.models.vae.evaluate import evaluate_bounds
-from tests.conftest import TEST_DEVICE, assert_same_parameters
+from tests.conftest import TEST_DEVICE, assert_same_parameters, interrupt_at
 
 
 @pytest.fixture(scope="module")
@@ -160,20 +160,6 @@ def test_ctrl_c_saves_the_last_finished_epoch_and_resume_is_exact(digits, tmp_pa
     straight = small_vae()
     train_vae(straight, digits, settings, progress=False)
     assert_same_parameters(straight.state_dict(), resumed.state_dict())
-
-
-def interrupt_at(module: torch.nn.Module, at: int) -> None:
-    """Make ``module`` raise KeyboardInterrupt at its ``at``-th training call (a
-    hook, so the state dict keeps its keys)."""
-    calls = [0]
-
-    def hook(module, args):
-        if torch.is_grad_enabled():
-            calls[0] += 1
-            if calls[0] == at:
-                raise KeyboardInterrupt
-
-    module.register_forward_pre_hook(hook)
 
 
 def test_ctrl_c_mid_epoch_saves_the_last_epoch_end_and_resume_is_exact(
