@@ -53,6 +53,11 @@ class ModelSpec(ABC):
     description: ClassVar[str]
     #: inference method name -> one-line description
     inference_methods: ClassVar[Mapping[str, str]]
+    #: the summary entries a user reads first, printed after ``fit`` and
+    #: ``evaluate`` (and in the demo's overview) where present
+    headline_keys: ClassVar[tuple[str, ...]] = ("fit_seconds",)
+    #: the summary entries printed after ``criticize``
+    criticism_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from ppl_models.cli.fitting import add_common_fit_arguments, headline, run_fit
-from ppl_models.io.atomic import write_json
-from ppl_models.io.run_dir import prepare_run_dir
+from ppl_models.io.run_dir import prepare_run_dir, write_summary, writing_run
 from ppl_models.registry import get_model, list_models
 
 
@@ -15,7 +14,11 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, dict]:
     """Fit each model's demo runs into ``out/<run name>``; write ``out/summary.json``
     with each run's headline numbers, and return it.
     """
-    out = prepare_run_dir(out)
+    with writing_run(prepare_run_dir(out)) as out:
+        return _run_demos(out, device)
+
+
+def _run_demos(out: Path, device: str) -> dict[str, dict]:
     overview: dict[str, dict] = {}
     for name in list_models():
         spec = get_model(name)
@@ -28,7 +31,7 @@ def run_demo(out: Path, device: str = "auto") -> dict[str, dict]:
             )
             print(f"demo: {run_name}")
             summary = run_fit(spec, args)
-            overview[run_name] = headline(summary)
-    write_json(out / "summary.json", overview)
+            overview[run_name] = headline(summary, spec.headline_keys)
+    write_summary(out, overview)
     print(f"demo finished: plots in {out}/*/, overview in {out / 'summary.json'}")
     return overview

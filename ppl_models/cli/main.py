@@ -1,7 +1,7 @@
 """The ``ppl-models`` command line.
 
 Every error in the user's input ends the program with exit status 2 and one line on
-stderr; ``--debug`` shows the traceback instead.
+stderr; ``--debug``, anywhere on the line, shows the traceback as well.
 """
 
 from __future__ import annotations
@@ -12,16 +12,34 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from ppl_models import __version__
 from ppl_models.cli.demo import run_demo
 from ppl_models.cli.fitting import add_common_fit_arguments, run_fit
 from ppl_models.device import resolve_device
 from ppl_models.errors import TrainingError, UsageError
-from ppl_models.io.run_dir import read_config
-from ppl_models.registry import get_model, list_models
+from ppl_models.io.run_dir import read_config, writing_run
+from ppl_models.registry import ModelSpec, get_model, list_models
+
+DEBUG = "--debug"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and "%(default)" not in text and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, not a usage block."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -32,8 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="ppl-models", description="Fit and criticise the zoo's Pyro models."
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument(
+        DEBUG, action="store_true", help="show tracebacks (anywhere on the line)"
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        required=True,
+        parser_class=OneLineErrorParser,
+    )
 
     commands.add_parser("list", help="the models and their inference methods")
 
@@ -41,29 +67,49 @@ def build_parser() -> argparse.ArgumentParser:
     models = fit.add_subparsers(dest="model", metavar="MODEL", required=True)
     for name in list_models():
         spec = get_model(name)
-        model_parser = models.add_parser(name, help=spec.description)
+        model_parser = models.add_parser(
+            name, help=spec.description, description=spec.description
+        )
         spec.add_fit_arguments(model_parser)
         add_common_fit_arguments(model_parser)
 
     criticize = commands.add_parser("criticize", help="criticise a fitted run")
-    criticize.add_argument("run_dir", type=Path, metavar="DIR")
-    criticize.add_argument("--device", default="auto")
+    criticize.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
+    criticize.add_argument("--device", default="auto", help=DEVICE_HELP)
 
+    # Evaluation options belong to the model, known only once DIR is read: this
+    # parser takes what every model shares, and _evaluate parses the rest.
     evaluate = commands.add_parser(
-        "evaluate", help="evaluate a fitted run (options depend on the model)"
+        "evaluate",
+        help="evaluate a fitted run (options depend on the model)",
+        add_help=False,
     )
-    evaluate.add_argument("run_dir", type=Path, metavar="DIR")
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument(
+        "run_dir", type=Path, metavar="DIR", nargs="?", help="a run directory"
+    )
+    evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
+    evaluate.add_argument(
+        "-h", "--help", action="store_true", dest="show_help", help="show the options"
+    )
 
     demo = commands.add_parser("demo", help="fit every bundled model on offline data")
-    demo.add_argument("--out", type=Path, required=True, metavar="DIR")
-    demo.add_argument("--device", default="auto")
+    demo.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="where the runs go"
+    )
+    demo.add_argument("--device", default="auto", help=DEVICE_HELP)
     return parser
+
+
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug may come after the subcommand too; the parser sees it first.
+    debug = DEBUG in argv
+    if debug:
+        argv = [DEBUG] + [arg for arg in argv if arg != DEBUG]
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -71,14 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help, or an error already printed
         return exit_.code if isinstance(exit_.code, int) else 2
     except UsageError as error:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         # One line, whatever the message: multi-line details are joined with "; ".
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         print(f"ppl-models: error: {'; '.join(lines)}", file=sys.stderr)
         return 2
     except TrainingError as error:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         print(f"ppl-models: training stopped: {error}", file=sys.stderr)
         return 1
@@ -103,28 +149,53 @@ def _dispatch(
     elif args.command == "fit":
         run_fit(get_model(args.model), args)
     elif args.command == "criticize":
-        config = read_config(args.run_dir)
-        summary = get_model(config["model"]).criticize_run(
-            args.run_dir, resolve_device(args.device)
-        )
+        spec = get_model(read_config(args.run_dir)["model"])
+        device = resolve_device(args.device)
+        with writing_run(args.run_dir):
+            summary = spec.criticize_run(args.run_dir, device)
         print(f"criticism written to {args.run_dir}")
-        _print_numbers(summary, ("replay_cov_rel_error", "ppc"))
+        _print_numbers(summary, spec.criticism_keys)
     elif args.command == "demo":
         run_demo(args.out, args.device)
     return 0
 
 
 def _evaluate(args: argparse.Namespace, extra: list[str]) -> int:
-    # Evaluation options belong to the model, known only once the run is read.
-    config = read_config(args.run_dir)
-    spec = get_model(config["model"])
-    parser = OneLineErrorParser(prog=f"ppl-models evaluate ({spec.name})")
-    spec.add_evaluate_arguments(parser)
-    options = parser.parse_args(extra)
-    summary = spec.evaluate_run(args.run_dir, options, resolve_device(args.device))
+    spec = get_model(read_config(args.run_dir)["model"]) if args.run_dir else None
+    parser = evaluate_parser(spec)
+    if args.show_help:
+        parser.print_help()
+        return 0
+    if spec is None:
+        parser.error("the following arguments are required: DIR")
+    argv = [str(args.run_dir), "--device", args.device, *extra]
+    options = parser.parse_args(argv)
+    device = resolve_device(options.device)
+    with writing_run(options.run_dir):
+        summary = spec.evaluate_run(options.run_dir, options, device)
     print(f"evaluation of {args.run_dir} written to {args.run_dir / 'summary.json'}")
-    _print_numbers(summary, tuple(vars(options)) + ("test_elbo", "test_iwae"))
+    own = [key for key in vars(options) if key not in ("run_dir", "device")]
+    _print_numbers(summary, own + list(spec.headline_keys))
     return 0
+
+
+def evaluate_parser(spec: type[ModelSpec] | None) -> argparse.ArgumentParser:
+    """``ppl-models evaluate``'s parser, with ``spec``'s own options if given."""
+    parser = OneLineErrorParser(
+        prog="ppl-models evaluate",
+        description="Evaluate the fit in DIR and add the numbers to its summary. "
+        + (
+            f"The options below after --device are those of a {spec.name} run."
+            if spec
+            else "Each model has its own options: 'ppl-models evaluate DIR --help' "
+            "lists those of the run in DIR."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    if spec is not None:
+        spec.add_evaluate_arguments(parser)
+    return parser
 
 
 def _print_models() -> None:

@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+#: the temporary files' names are ``.NAME.XXXXXXXX.tmp``
+TEMPORARY_SUFFIX = ".tmp"
+
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
@@ -19,7 +22,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
     )
     try:
         with os.fdopen(fd, mode) as handle:
@@ -42,8 +45,13 @@ def atomic_write(
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
+    """Write ``obj`` as indented, strict JSON, atomically.
+
+    :raises ValueError: if ``obj`` holds a NaN or an infinity, which strict JSON
+        cannot hold (write :func:`ppl_models.io.run_dir.write_summary` for numbers
+        that may be non-finite).
+    """
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
     with atomic_open(path, "w") as handle:
         handle.write(text)
 

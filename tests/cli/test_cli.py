@@ -160,7 +160,7 @@ def test_a_compiled_fit_gives_the_plain_fits_numbers(capsys, tmp_path):
 
 BAD_INVOCATIONS = [
     (["fit", "nosuchmodel"], "nosuchmodel"),
-    (["fit", "ppca", "--inference", "nuts"], "inference method 'nuts'"),
+    (["fit", "ppca", "--inference", "nuts"], "invalid choice: 'nuts'"),
     (["fit", "ppca", "--data", "{tmp}/nan.npy"], "NaN"),
     (["fit", "ppca", "--data", "{tmp}/flat.npy"], "shape (N, data_dim)"),
     (["fit", "ppca", "--data", "{tmp}/missing.npy"], "does not exist"),

@@ -13,6 +13,7 @@ import pyro
 import pytest
 import torch
 
+from ppl_models.cli.fitting import add_common_fit_arguments
 from ppl_models.device import resolve_device
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, read_config
@@ -296,10 +297,13 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
 def test_demo_runs_fit_each_inference_method_once():
     parser = argparse.ArgumentParser()
     PPCASpec.add_fit_arguments(parser)
+    add_common_fit_arguments(parser)
     runs = PPCASpec.demo_runs()
     assert set(runs) == {f"ppca-{name}" for name in INFERENCE_METHODS}
     for name, argv in runs.items():
-        assert f"ppca-{parser.parse_args(argv).inference}" == name
+        args = parser.parse_args([*argv, "--out", "demo"])
+        assert f"ppca-{args.inference}" == name
+        assert args.overwrite  # a second `make demo` replaces the first
 
 
 def test_a_compiled_run_compiles_the_elbo_and_says_so(tmp_path, monkeypatch):

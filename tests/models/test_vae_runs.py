@@ -1,5 +1,5 @@
 """VAE run directories: which settings a run takes from the command line and which
-from its ``config.json``, refusing to overwrite a run or to resume from a
+from its ``config.json``, refusing to resume from a
 checkpoint of another configuration, rebuilding a fit from a directory, and the
 summary numbers and plot written as training goes."""
 
@@ -65,18 +65,6 @@ def test_a_fresh_run_takes_the_command_line_and_a_latent_size_by_architecture(
     assert list(run) == list(runs.RUN_KEYS)
     assert run["latent_dim"] == latent_dim
     assert run["dataset"] == "digits" and run["hidden_dims"] == [400]
-
-
-def test_an_existing_run_is_replaced_only_with_overwrite(tmp_path):
-    write_run(tmp_path, DIGITS_VAE)
-    with pytest.raises(UsageError) as error:
-        runs.run_and_checkpoint(fit_args(), tmp_path, "cpu")
-    assert str(error.value) == (
-        f"{tmp_path} already holds a run: use --resume to continue it, "
-        "--overwrite to replace it, or another --out"
-    )
-    run, record = runs.run_and_checkpoint(fit_args("--overwrite"), tmp_path, "cpu")
-    assert record is None and run["latent_dim"] == 50
 
 
 def test_resume_takes_the_runs_settings_from_config_json(tmp_path, device):

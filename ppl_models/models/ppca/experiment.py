@@ -18,6 +18,7 @@ from ppl_models.io.run_dir import (
     read_config,
     update_summary,
     write_config,
+    write_summary,
     write_table,
 )
 from ppl_models.models.ppca.fit import INFERENCE_METHODS, PPCAFit, fit_ppca, make_elbo
@@ -34,22 +35,41 @@ class PPCASpec(ModelSpec):
     name = "ppca"
     description = "probabilistic PCA, x ~ Normal(w @ z, sigma) with known sigma"
     inference_methods = INFERENCE_METHODS
+    headline_keys = (
+        "final_loss",
+        "axis_cosine_true",
+        "axis_cosine_closed_form",
+        "replay_cov_rel_error",
+        "fit_seconds",
+    )
+    criticism_keys = ("replay_cov_rel_error", "ppc")
 
     @classmethod
     def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--inference", default="map", help="map or meanfield")
-        parser.add_argument(
+        add = parser.add_argument
+        add(
+            "--inference",
+            default="map",
+            choices=tuple(INFERENCE_METHODS),
+            help="map: point estimates of w and z; meanfield: a Normal guide for each",
+        )
+        add(
             "--data",
             type=Path,
             help="a .npy or .csv file of shape (N, data_dim); default: simulate",
         )
-        parser.add_argument("--num-datapoints", type=int, default=5000)
-        parser.add_argument("--data-dim", type=int, default=2)
-        parser.add_argument("--latent-dim", type=int, default=1)
-        parser.add_argument("--noise-scale", type=float, default=0.5)
-        parser.add_argument("--steps", type=int, default=1000)
-        parser.add_argument("--lr", type=float, default=0.05)
-        parser.add_argument("--ppc-samples", type=int, default=500)
+        add("--num-datapoints", type=int, default=5000, help="N, when simulating")
+        add("--data-dim", type=int, default=2, help="D, when simulating")
+        add("--latent-dim", type=int, default=1, help="K, the principal axes")
+        add("--noise-scale", type=float, default=0.5, help="sigma, the known noise sd")
+        add("--steps", type=int, default=1000, help="full-batch SVI steps")
+        add("--lr", type=float, default=0.05, help="Adam's learning rate")
+        add(
+            "--ppc-samples",
+            type=int,
+            default=500,
+            help="replicated data sets for the predictive checks",
+        )
 
     @classmethod
     def fit_run(
@@ -112,7 +132,7 @@ class PPCASpec(ModelSpec):
             summary["w_true"] = fit.w_true.tolist()
         if fit.w_scale is not None:
             summary["w_scale"] = fit.w_scale.tolist()
-        update_summary(run_dir, **summary)
+        write_summary(run_dir, summary)
         return criticize_fit(fit, run_dir, args.ppc_samples, args.seed)
 
     @classmethod
@@ -123,7 +143,10 @@ class PPCASpec(ModelSpec):
 
     @classmethod
     def demo_runs(cls) -> dict[str, list[str]]:
-        return {f"ppca-{name}": ["--inference", name] for name in INFERENCE_METHODS}
+        return {
+            f"ppca-{name}": ["--inference", name, "--overwrite"]
+            for name in INFERENCE_METHODS
+        }
 
     @classmethod
     def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:

@@ -12,12 +12,11 @@ import pyro
 import torch
 
 from ppl_models.data.images import BINARIZATIONS, DATASETS, load_images
-from ppl_models.io.atomic import write_json
 from ppl_models.io.run_dir import (
     CHECKPOINT,
-    SUMMARY,
     update_summary,
     write_config,
+    write_summary,
 )
 from ppl_models.models.vae.criticize import criticize_vae
 from ppl_models.models.vae.fit import (
@@ -51,34 +50,63 @@ class VAESpec(ModelSpec):
         "amortized": "an encoder network q(z|x) fitted with Trace_ELBO "
         "(--elbo trace) or TraceMeanField_ELBO (--elbo meanfield)",
     }
+    headline_keys = ("test_elbo", "test_iwae", "fit_seconds")
+    criticism_keys = ("ppc", "ppc_pixel_extreme_fraction")
 
     @classmethod
     def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
         add = parser.add_argument
-        add("--dataset", default="mnist", choices=DATASETS)
+        add("--dataset", default="mnist", choices=DATASETS, help="the images")
         add("--data-dir", type=Path, help="data root holding mnist/")
-        add("--train-images", type=int, help="use the first N training images")
-        add("--test-images", type=int, help="use the first N test images")
-        add("--binarize", default="dynamic", choices=BINARIZATIONS)
-        add("--architecture", default="mlp", choices=ARCHITECTURES)
+        add("--train-images", type=int, help="use the first N training images (all)")
+        add("--test-images", type=int, help="use the first N test images (all)")
+        add(
+            "--binarize",
+            default="dynamic",
+            choices=BINARIZATIONS,
+            help="dynamic: resample pixels as Bernoulli draws every epoch; "
+            "threshold: at 0.5; none: grey levels",
+        )
+        add("--architecture", default="mlp", choices=ARCHITECTURES, help="networks")
         add("--latent-dim", type=int, default=None, help="default 50 (mlp), 16 (conv)")
-        add("--hidden-dim", type=int, nargs="+", default=[400], dest="hidden_dims")
-        add("--activation", default="softplus", choices=tuple(ACTIVATIONS))
+        add(
+            "--hidden-dim",
+            type=int,
+            nargs="+",
+            default=[400],
+            dest="hidden_dims",
+            help="widths of the mlp's hidden layers",
+        )
+        add(
+            "--activation",
+            default="softplus",
+            choices=tuple(ACTIVATIONS),
+            help="the networks' nonlinearity",
+        )
         add("--base-depth", type=int, default=32, help="channels of the conv nets")
-        add("--prior", default="normal", choices=PRIORS)
-        add("--mixture-components", type=int, default=10)
+        add("--prior", default="normal", choices=PRIORS, help="p(z)")
+        add(
+            "--mixture-components",
+            type=int,
+            default=10,
+            help="components of the mixture prior",
+        )
         add("--likelihood", choices=LIKELIHOODS, help="default: by --binarize")
-        add("--elbo", default="trace", choices=ELBOS)
-        add("--num-particles", type=int, default=1)
-        add("--epochs", type=int, default=5)
-        add("--batch-size", type=int, default=128)
-        add("--lr", type=float, default=1e-3)
+        add(
+            "--elbo",
+            default="trace",
+            choices=ELBOS,
+            help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)",
+        )
+        add("--num-particles", type=int, default=1, help="ELBO samples per image")
+        add("--epochs", type=int, default=5, help="epochs in all, resumed ones too")
+        add("--batch-size", type=int, default=128, help="images per step")
+        add("--lr", type=float, default=1e-3, help="Adam's learning rate")
         add("--clip-grad", type=float, help="clip the gradient norm to this value")
         add(
             "--checkpoint-every", type=int, default=1, help="epochs between checkpoints"
         )
         add("--resume", action="store_true", help="continue the run in --out")
-        add("--overwrite", action="store_true", help="replace a run already in --out")
         add("--no-criticize", action="store_true", help="skip the pictures and checks")
 
     @classmethod
@@ -117,10 +145,10 @@ class VAESpec(ModelSpec):
             "compile": args.compile,
             "epochs": args.epochs,
         }
-        if record is None:  # a fresh run starts a fresh summary
-            write_json(run_dir / SUMMARY, started)
-        else:
-            update_summary(run_dir, **started)
+        # Resumed or not, the summary starts afresh: the history comes back from
+        # the checkpoint, criticism is redone, and held-out bounds of the shorter
+        # run (``evaluate``) would be stale beside the new epochs.
+        write_summary(run_dir, started)
         fit = fit_vae(
             data,
             device=device,
@@ -142,11 +170,16 @@ class VAESpec(ModelSpec):
 
     @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--iwae-samples", type=int, default=100)
+        parser.add_argument(
+            "--iwae-samples",
+            type=int,
+            default=100,
+            help="importance samples per image for the IWAE bound",
+        )
         parser.add_argument(
             "--iwae-images", type=int, default=None, help="first N test images (all)"
         )
-        parser.add_argument("--data-dir", type=Path)
+        parser.add_argument("--data-dir", type=Path, help="data root holding mnist/")
 
     @classmethod
     def evaluate_run(

@@ -33,8 +33,8 @@ def run_and_checkpoint(
     """The run's settings and, with ``--resume``, the checkpoint to go on from.
 
     A resumed run takes its settings from its ``config.json`` (only ``--epochs`` is
-    new); a fresh run refuses to replace a run already in the directory unless
-    ``--overwrite`` says so, so no checkpoint is lost by a typo.
+    new). The command line has already refused to replace a run without
+    ``--overwrite`` (see :func:`ppl_models.cli.fitting.check_run_dir`).
     """
     checkpoint = run_dir / CHECKPOINT
     if args.resume:
@@ -45,11 +45,6 @@ def run_and_checkpoint(
         record = load_checkpoint(checkpoint, "vae", device)
         check_checkpoint_config(record, run, checkpoint)
         return run, record
-    if checkpoint.is_file() and not args.overwrite:
-        raise UsageError(
-            f"{run_dir} already holds a run: use --resume to continue it, "
-            "--overwrite to replace it, or another --out"
-        )
     run = {key: getattr(args, key) for key in RUN_KEYS}
     if run["latent_dim"] is None:
         run["latent_dim"] = 16 if run["architecture"] == "conv" else 50

@@ -9,6 +9,7 @@ checkpoint takes exactly the steps the uninterrupted run would have taken.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -155,7 +156,9 @@ def train_vae(
                 history.train_elbo.append(-float(total) / num_train)
                 history.train_seconds.append(time.perf_counter() - start)
                 history.train_images += num_train
-                history.test_elbo.append(held_out_elbo(vae, data, settings.seed))
+                test_elbo = held_out_elbo(vae, data, settings.seed)
+                _stop_if_state_nonfinite(vae, test_elbo, epoch, checkpoint_path)
+                history.test_elbo.append(test_elbo)
                 unsaved = checkpoint_payload(vae, optimizer, history, copy=True)
                 last = history.epochs_done == settings.epochs
                 if checkpoint_path is not None and (
@@ -199,6 +202,22 @@ def _stop_if_nonfinite(
         f"{', '.join(sites)}; non-finite parameters: {', '.join(params[:5])}"
         f"{' ...' if len(params) > 5 else ''}; try a lower --lr or --clip-grad"
         + _checkpoint_note(checkpoint_path)
+    )
+
+
+def _stop_if_state_nonfinite(
+    vae: VAE, test_elbo: float, epoch: int, checkpoint_path: Path | None
+) -> None:
+    # The watch sees each step's loss and gradients, not the update they lead to,
+    # so the last step of an epoch can leave weights that give no finite ELBO (or
+    # are not finite themselves); such a state is never checkpointed.
+    params = nonfinite_parameters(vae)
+    if math.isfinite(test_elbo) and not params:
+        return
+    raise NumericalError(
+        f"after epoch {epoch + 1} the weights give a held-out ELBO of {test_elbo}; "
+        f"non-finite parameters: {', '.join(params[:5]) or 'none'}; "
+        "try a lower --lr or --clip-grad" + _checkpoint_note(checkpoint_path)
     )
 
 
