@@ -7,9 +7,11 @@ stderr; ``--debug``, anywhere on the line, shows the traceback as well.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from ppl_models import __version__
@@ -113,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        return _dispatch(parser, args, extra)
+        with _progress_lines():
+            return _dispatch(parser, args, extra)
     except SystemExit as exit_:  # argparse: --help, or an error already printed
         return exit_.code if isinstance(exit_.code, int) else 2
     except UsageError as error:
@@ -135,6 +138,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+@contextmanager
+def _progress_lines() -> Iterator[None]:
+    # The library logs progress at INFO where no bar is shown; a command shows it.
+    logger = logging.getLogger("ppl_models")
+    handler, level = _StderrHandler(), logger.level
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _dispatch(

@@ -97,7 +97,10 @@ def run_svi(
     losses = None
     # No per-step argument validation (a host sync each); inputs are checked once.
     with (
-        LossProgress(steps, desc, enabled=progress) as bar,
+        # Without a terminal, ten log lines in all (each a host read).
+        LossProgress(
+            steps, desc, enabled=progress, log_every=max(1, steps // 10)
+        ) as bar,
         pyro.validation_enabled(False),
     ):
         for step in range(steps):

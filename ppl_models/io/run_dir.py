@@ -4,7 +4,7 @@
 
     DIR/config.json      the arguments of the fit, enough to rebuild the model
     DIR/checkpoint.pt    parameters (and for long fits, optimizer and RNG state)
-    DIR/losses.csv       the loss trace
+    DIR/metrics.csv      the loss trace: per step or per epoch
     DIR/summary.json     the numbers a user reads (strict JSON)
     DIR/*.png            plots
     DIR/.files.json      every file the run's commands wrote, so that --overwrite

@@ -68,7 +68,7 @@ def test_fit_then_criticize_writes_a_complete_run(capsys, tmp_path, inference):
     for name in [
         "config.json",
         "checkpoint.pt",
-        "losses.csv",
+        "metrics.csv",
         "loss.png",
         "replay.png",
         "ppc.png",

@@ -169,3 +169,31 @@ def test_evaluate_help_shows_the_models_options(capsys, tmp_path):
     assert status == 0 and "--iwae-samples" in out and "default: 100" in out
     status, out, _ = run_cli(capsys, "evaluate", "--help")
     assert status == 0 and "evaluate DIR --help" in out
+
+
+def test_without_a_terminal_progress_is_one_line_per_epoch_and_metrics_csv(
+    capsys, tmp_path
+):
+    vae, ppca = tmp_path / "vae", tmp_path / "ppca"
+    status, _, err = run_cli(capsys, *VAE, "--epochs", "2", "--out", vae)
+    assert status == 0, err
+    lines = err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    metrics = (vae / "metrics.csv").read_text().splitlines()
+    assert metrics[0] == "epoch,train_elbo,test_elbo,train_seconds"
+    summary = strict_json(vae / "summary.json")
+    assert [float(row.split(",")[2]) for row in metrics[1:]] == pytest.approx(
+        summary["test_elbo"], rel=1e-8
+    )
+    assert f"test ELBO {summary['test_elbo'][1]:.2f}" in lines[1]
+
+    status, _, err = run_cli(capsys, *PPCA, "--out", ppca)
+    assert status == 0, err
+    lines = err.strip().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        f"ppca map: step {step}/50" for step in range(5, 51, 5)
+    ]
+    rows = (ppca / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,loss" and len(rows) == 51
+    # The line of step 50 gives the loss of step 50, as metrics.csv does.
+    assert f"loss {float(rows[50].split(',')[1]):.6g}," in lines[-1]

@@ -83,3 +83,26 @@ def test_a_hidden_bar_never_reads_the_loss(monkeypatch):
             bar.update(torch.tensor(1.0))
             clock.now += 1.0
     assert reads == []
+
+
+def test_without_a_terminal_the_loss_is_logged_every_n_steps_and_only_then_read(
+    caplog,
+):
+    losses = [torch.tensor(float(k)) for k in range(1, 8)]
+    with caplog.at_level("INFO", logger="ppl_models"):
+        with count_host_reads() as reads, LossProgress(7, "fit", log_every=3) as bar:
+            for loss in losses:
+                bar.update(loss, per=2)
+        logged = [record.getMessage().split(", ")[:2] for record in caplog.records]
+        assert logged == [["fit: step 3/7", "loss 1.5"], ["fit: step 6/7", "loss 3"]]
+        assert len(reads) == 2
+        caplog.clear()
+        # A bar switched off on purpose (progress=False) logs nothing either.
+        with LossProgress(7, "quiet", enabled=False, log_every=1) as bar:
+            bar.update(losses[0])
+        assert caplog.records == []
+    # With the logger at its default level nothing is logged and nothing is read.
+    with count_host_reads() as reads, LossProgress(7, "fit", log_every=1) as bar:
+        for loss in losses:
+            bar.update(loss)
+    assert reads == []

@@ -186,7 +186,7 @@ def test_summary_reports_the_fit_the_python_api_makes(meanfield_run):
 
 
 def test_loss_table_lists_every_step_from_one(meanfield_run):
-    with open(meanfield_run["run_dir"] / "losses.csv", newline="") as handle:
+    with open(meanfield_run["run_dir"] / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     losses = meanfield_run["reference"].losses.tolist()
     assert [int(row["step"]) for row in rows] == list(range(1, 11))

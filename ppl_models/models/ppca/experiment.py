@@ -107,7 +107,7 @@ class PPCASpec(ModelSpec):
         losses = fit.losses.tolist()
         write_table(
             run_dir,
-            "losses.csv",
+            "metrics.csv",
             {"step": list(range(1, len(losses) + 1)), "loss": losses},
         )
         title = f"PPCA, {args.inference}: loss trace"

@@ -34,10 +34,16 @@ from ppl_models.models.vae.runs import (
     load_fit,
     run_and_checkpoint,
     save_nelbo_plot,
+    write_metrics,
 )
-from ppl_models.models.vae.train import TrainSettings
+from ppl_models.models.vae.train import History, TrainSettings
 from ppl_models.registry import ModelSpec, SmokeCase, register_model
 from ppl_models.seeding import derived_seed
+
+
+def _epoch_done(history: History, run_dir: Path) -> None:
+    write_metrics(history, run_dir)
+    update_summary(run_dir, **history_summary(history))
 
 
 @register_model
@@ -154,7 +160,7 @@ class VAESpec(ModelSpec):
             device=device,
             checkpoint_path=checkpoint,
             resume_from=record,
-            on_epoch_end=lambda h: update_summary(run_dir, **history_summary(h)),
+            on_epoch_end=lambda h: _epoch_done(h, run_dir),
             **{k: getattr(settings, k) for k in TRAIN_KEYS},
             clip_grad=settings.clip_grad,
             checkpoint_every=settings.checkpoint_every,

@@ -12,7 +12,7 @@ import torch
 from ppl_models.data.images import load_images
 from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.checkpoint import load_checkpoint, load_state
-from ppl_models.io.run_dir import CHECKPOINT, read_config
+from ppl_models.io.run_dir import CHECKPOINT, read_config, write_table
 from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import History, TrainSettings
@@ -67,6 +67,20 @@ def history_summary(history: History) -> dict[str, Any]:
         "fit_seconds": history.fit_seconds,
         "images_per_second": history.images_per_second,
     }
+
+
+def write_metrics(history: History, run_dir: Path) -> None:
+    """``metrics.csv``: per epoch, the ELBOs (nats per image) and training seconds."""
+    write_table(
+        run_dir,
+        "metrics.csv",
+        {
+            "epoch": list(range(1, history.epochs_done + 1)),
+            "train_elbo": history.train_elbo,
+            "test_elbo": history.test_elbo,
+            "train_seconds": history.train_seconds,
+        },
+    )
 
 
 def save_nelbo_plot(history: History, run_dir: Path) -> None:

@@ -29,7 +29,7 @@ from ppl_models.inference.guard import (
     nonfinite_parameters,
     nonfinite_sites,
 )
-from ppl_models.inference.progress import LossProgress
+from ppl_models.inference.progress import LossProgress, logger
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
 from ppl_models.models.vae.model import VAE, make_elbo
@@ -159,6 +159,15 @@ def train_vae(
                 test_elbo = held_out_elbo(vae, data, settings.seed)
                 _stop_if_state_nonfinite(vae, test_elbo, epoch, checkpoint_path)
                 history.test_elbo.append(test_elbo)
+                logger.info(
+                    "epoch %d/%d: train ELBO %.2f, test ELBO %.2f nats per image, "
+                    "%.1f s",
+                    history.epochs_done,
+                    settings.epochs,
+                    history.train_elbo[-1],
+                    test_elbo,
+                    history.train_seconds[-1],
+                )
                 unsaved = checkpoint_payload(vae, optimizer, history, copy=True)
                 last = history.epochs_done == settings.epochs
                 if checkpoint_path is not None and (
