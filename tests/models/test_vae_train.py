@@ -189,6 +189,16 @@ def test_each_epochs_test_elbo_is_the_seeded_one_sample_elbo(trained, digits):
     assert history.test_elbo[1] == pytest.approx(bounds["elbo"], rel=1e-6)
 
 
+def test_evaluate_leaves_the_callers_random_state_as_it_was(trained, digits):
+    fit = VAEFit(trained.vae, digits, TrainSettings(**SETTINGS), trained.history)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first = fit.evaluate(iwae_samples=2, num_images=50, seed=1)
+    assert torch.equal(torch.rand(3), expected_next)
+    assert fit.evaluate(iwae_samples=2, num_images=50, seed=1) == first
+
+
 def test_the_progress_bar_counts_the_steps_and_shows_the_loss_per_image(trained):
     bars = trained.bars
     assert [(b["total"], b["desc"], b["enabled"]) for b in bars] == [

@@ -53,13 +53,16 @@ class VAEFit:
     ) -> dict[str, float]:
         """ELBO and importance-weighted bound (nats per image) on the first
         ``num_images`` test images (all by default), with ``iwae_samples`` samples;
-        the draws come from a seed derived from ``seed``.
+        the draws come from a seed derived from ``seed``, on forked generators, so
+        the caller's random state is as it was.
         """
-        torch.manual_seed(derived_seed(seed, "evaluation"))
         images = self.data.test[:num_images]
-        return evaluate_bounds(
-            self.vae, images, iwae_samples, max_elements=max_elements
-        )
+        devices = [images.device] if images.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(derived_seed(seed, "evaluation"))
+            return evaluate_bounds(
+                self.vae, images, iwae_samples, max_elements=max_elements
+            )
 
 
 def fit_vae(
