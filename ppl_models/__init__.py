@@ -7,6 +7,7 @@ True
 
 from ppl_models.device import resolve_device
 from ppl_models.errors import CheckpointError, DataError, DeviceError, UsageError
+from ppl_models.fits import load_fit
 from ppl_models.registry import ModelSpec, get_model, list_models, register_model
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "UsageError",
     "get_model",
     "list_models",
+    "load_fit",
     "register_model",
     "resolve_device",
 ]

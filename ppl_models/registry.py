@@ -77,6 +77,20 @@ class ModelSpec(ABC):
         """Criticise the fit saved in ``run_dir``; return the updated summary."""
 
     @classmethod
+    @abstractmethod
+    def load_fit(cls, run_dir: Path, device: torch.device) -> Any:
+        """Rebuild the fit saved in ``run_dir`` on ``device`` (see
+        :func:`ppl_models.load_fit`).
+        """
+
+    @classmethod
+    @abstractmethod
+    def smoke_fit_args(cls) -> list[str]:
+        """``fit`` arguments for a run of seconds on a CPU that needs no download:
+        the shared tests fit, criticise, evaluate and reload every model with them.
+        """
+
+    @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Add this model's options to ``ppl-models evaluate DIR``."""
 
@@ -106,7 +120,14 @@ _REGISTRY: dict[str, type[ModelSpec]] = {}
 
 
 def register_model(spec: type[ModelSpec]) -> type[ModelSpec]:
-    """Class decorator: file ``spec`` under ``spec.name``."""
+    """Class decorator: file ``spec`` under ``spec.name``.
+
+    :raises TypeError: if ``spec`` leaves out a method every model must define.
+    """
+    # Specs are used as classes, never instantiated, so ABC alone would not notice.
+    missing = sorted(getattr(spec, "__abstractmethods__", ()))
+    if missing:
+        raise TypeError(f"model {spec.name!r} does not define {', '.join(missing)}")
     if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
         raise RuntimeError(f"two models registered under the name {spec.name!r}")
     _REGISTRY[spec.name] = spec

@@ -138,8 +138,16 @@ class PPCASpec(ModelSpec):
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
         config = read_config(run_dir)
-        fit = load_fit(run_dir / CHECKPOINT, config, device)
+        fit = cls.load_fit(run_dir, device)
         return criticize_fit(fit, run_dir, config["ppc_samples"], config["seed"])
+
+    @classmethod
+    def load_fit(cls, run_dir: Path, device: torch.device) -> PPCAFit:
+        return load_fit(run_dir / CHECKPOINT, read_config(run_dir), device)
+
+    @classmethod
+    def smoke_fit_args(cls) -> list[str]:
+        return ["--steps", "50", "--num-datapoints", "200", "--ppc-samples", "20"]
 
     @classmethod
     def demo_runs(cls) -> dict[str, list[str]]:

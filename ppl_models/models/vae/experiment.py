@@ -20,6 +20,7 @@ from ppl_models.io.run_dir import (
 )
 from ppl_models.models.vae.criticize import criticize_vae
 from ppl_models.models.vae.fit import (
+    VAEFit,
     check_likelihood,
     default_likelihood,
     fit_vae,
@@ -204,6 +205,17 @@ class VAESpec(ModelSpec):
             iwae_samples=args.iwae_samples,
             iwae_images=args.iwae_images or fit.data.test.shape[0],
         )
+
+    @classmethod
+    def load_fit(cls, run_dir: Path, device: torch.device) -> VAEFit:
+        return load_fit(run_dir, device)
+
+    @classmethod
+    def smoke_fit_args(cls) -> list[str]:
+        return [
+            "--dataset", "digits", "--latent-dim", "2", "--hidden-dim", "16",
+            "--epochs", "2", "--batch-size", "256",
+        ]  # fmt: skip
 
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:

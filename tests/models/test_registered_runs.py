@@ -1,0 +1,72 @@
+"""Every registered model on the command line, with the arguments it gives for a
+run of seconds: fit, criticize, evaluate, and its fit rebuilt by ``load_fit``.
+
+A new model is covered here by registering it (its ``smoke_fit_args``): no new test
+code.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import ppl_models
+from ppl_models import get_model, list_models
+from ppl_models.cli import main
+from ppl_models.errors import CheckpointError
+from ppl_models.registry import ModelSpec, register_model
+
+
+def run_cli(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def summary_of(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_fit_criticize_evaluate_and_reload(name, capsys, tmp_path):
+    spec = get_model(name)
+    out = tmp_path / name
+    fit = ["fit", name, *spec.smoke_fit_args(), "--device", "cpu", "--out", out]
+    status, stdout, err = run_cli(capsys, *fit)
+    assert status == 0, err
+    fitted = summary_of(out)
+    assert fitted["model"] == name
+    shown = [key for key in spec.headline_keys if key in fitted]
+    assert shown and all(f"  {key}: " in stdout for key in shown)
+    # A fit criticises itself, and `criticize` later draws the same numbers.
+    assert spec.criticism_keys and set(spec.criticism_keys) <= set(fitted)
+    status, stdout, err = run_cli(capsys, "criticize", out, "--device", "cpu")
+    assert status == 0, err
+    recriticized = summary_of(out)
+    for key in spec.criticism_keys:
+        assert recriticized[key] == fitted[key], key
+        assert f"  {key}: " in stdout
+
+    status, _, err = run_cli(capsys, "evaluate", out, "--device", "cpu")
+    assert status == 0 or (status == 2 and "has no 'evaluate' step" in err), err
+
+    # The model's own fit object, rebuilt from the run directory alone.
+    loaded = ppl_models.load_fit(out, device="cpu")
+    assert type(loaded).__module__.startswith(f"ppl_models.models.{name}.")
+
+
+def test_load_fit_refuses_a_directory_without_a_run(tmp_path):
+    with pytest.raises(CheckpointError, match="is not a run directory"):
+        ppl_models.load_fit(tmp_path)
+
+
+def test_a_model_that_leaves_out_a_required_method_is_not_registered():
+    class Incomplete(ModelSpec):
+        name = "incomplete"
+        description = "a spec without load_fit"
+        inference_methods = {"map": "point estimates"}
+
+    with pytest.raises(TypeError, match="'incomplete' does not define .*load_fit"):
+        register_model(Incomplete)
+    assert "incomplete" not in list_models()
