@@ -17,7 +17,7 @@ import torch
 from pyro.distributions.util import is_identically_zero, scale_and_mask
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.trace_elbo import _compute_log_r
-from pyro.infer.util import check_fully_reparametrized, is_validation_enabled
+from pyro.infer.util import check_fully_reparametrized
 from pyro.poutine import Trace
 from torch.distributions import kl_divergence
 
@@ -38,6 +38,8 @@ class DeviceTrace_ELBO(Trace_ELBO):
             elbo, surrogate_elbo = self._particle(model_trace, guide_trace)
             loss = loss - elbo / self.num_particles
             surrogate = surrogate - surrogate_elbo / self.num_particles
+        if not torch.is_tensor(surrogate):  # no sample site contributed anything
+            return torch.zeros(())
         # The value is the ELBO's, the gradient the surrogate's (as in Pyro, where the
         # surrogate's value is subtracted as a Python float).
         return surrogate + (loss - surrogate).detach()
@@ -82,10 +84,13 @@ class DeviceTraceMeanField_ELBO(TraceMeanField_ELBO):
         loss: Any = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             loss = loss - self._particle(model_trace, guide_trace) / self.num_particles
-        return loss
+        return loss if torch.is_tensor(loss) else torch.zeros(())
 
     def _particle(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
-        """The ELBO of one particle, as in Pyro's TraceMeanField_ELBO."""
+        """The ELBO of one particle, as in Pyro's TraceMeanField_ELBO, with its
+        checks. Those that need no host read hold with validation off too: a
+        guide site without ``rsample`` would silently get no gradient.
+        """
         elbo: Any = 0.0
         for name, model_site in model_trace.nodes.items():
             if model_site["type"] != "sample":
@@ -94,18 +99,41 @@ class DeviceTraceMeanField_ELBO(TraceMeanField_ELBO):
                 elbo = elbo + model_site["log_prob_sum"]
                 continue
             guide_site = guide_trace.nodes[name]
-            if is_validation_enabled():
-                check_fully_reparametrized(guide_site)
+            check_fully_reparametrized(guide_site)
             try:
                 kl = kl_divergence(guide_site["fn"], model_site["fn"])
             except NotImplementedError:
                 entropy_term = guide_site["score_parts"].entropy_term
-                elbo = elbo + model_site["log_prob_sum"] - entropy_term.sum()
+                elbo = elbo + model_site["log_prob_sum"] - _sum(entropy_term)
                 continue
             kl = scale_and_mask(kl, scale=guide_site["scale"], mask=guide_site["mask"])
+            batch_shape = guide_site["fn"].batch_shape
+            if not torch.is_tensor(kl):  # a fully masked site: a constant per element
+                elbo = elbo - kl * batch_shape.numel()
+                continue
+            if kl.shape != batch_shape:
+                # As Pyro's assertion: the model site sits in plates the guide
+                # site lacks, so summing the KL would count it the wrong number of
+                # times.
+                raise ValueError(
+                    f"site {name!r}: KL(guide || model) has shape {tuple(kl.shape)}, "
+                    f"the guide's distribution batch shape {tuple(batch_shape)}: put "
+                    "the guide site in the same plates as the model site"
+                )
             elbo = elbo - kl.sum()
         for name, guide_site in guide_trace.nodes.items():
             if guide_site["type"] == "sample" and name not in model_trace.nodes:
+                if not guide_site["infer"].get("is_auxiliary"):
+                    raise ValueError(
+                        f"guide site {name!r} is not in the model: mark it "
+                        "infer={'is_auxiliary': True} if it is auxiliary"
+                    )
+                check_fully_reparametrized(guide_site)
                 # auxiliary guide sites contribute their entropy
-                elbo = elbo - guide_site["score_parts"].entropy_term.sum()
+                elbo = elbo - _sum(guide_site["score_parts"].entropy_term)
         return elbo
+
+
+def _sum(term: Any) -> Any:
+    # Pyro leaves a term that does not apply as the number 0, not a tensor.
+    return term.sum() if torch.is_tensor(term) else term

@@ -123,3 +123,90 @@ def test_mean_field_elbo_refuses_a_guide_it_cannot_reparameterize():
     x = torch.tensor([0.0, 1.0])
     with pyro.validation_enabled(True), pytest.raises(NotImplementedError):
         DeviceTraceMeanField_ELBO()(mixture_model, MixtureGuide(2))(x)
+
+
+# Pyro's checks that need no host read hold in the device ELBOs, with validation off
+# as well (a fit switches it off for speed); each refuses what Pyro's ELBO refuses.
+
+
+def plated_model():
+    with pyro.plate("data", 5):
+        pyro.sample("z", dist.Normal(0.0, 1.0))
+
+
+def unplated_guide():
+    loc = pyro.param("loc", torch.tensor(0.3))
+    pyro.sample("z", dist.Normal(loc, 1.0))
+
+
+def test_mean_field_refuses_a_guide_site_outside_its_model_sites_plates():
+    # With validation on, Pyro's shape check (which both ELBOs run) refuses it
+    # first; without, Pyro's KL assertion does, and this ELBO raises in its place.
+    with pyro.validation_enabled(False):
+        with pytest.raises(AssertionError):
+            TraceMeanField_ELBO().differentiable_loss(plated_model, unplated_guide)
+        with pytest.raises(ValueError, match="site 'z': KL.*shape \\(5,\\)"):
+            DeviceTraceMeanField_ELBO().differentiable_loss(
+                plated_model, unplated_guide
+            )
+
+
+def masked_model():
+    with pyro.plate("data", 4), poutine.mask(mask=False):
+        pyro.sample("z", dist.Normal(0.0, 1.0))
+    pyro.sample("x", dist.Normal(0.0, 1.0), obs=torch.tensor(0.5))
+
+
+def masked_guide():
+    loc = pyro.param("loc", torch.zeros(4))
+    with pyro.plate("data", 4), poutine.mask(mask=False):
+        pyro.sample("z", dist.Normal(loc, 1.0))
+
+
+def test_mean_field_counts_a_fully_masked_site_as_pyro_does():
+    ours = DeviceTraceMeanField_ELBO().differentiable_loss(masked_model, masked_guide)
+    theirs = TraceMeanField_ELBO().differentiable_loss(masked_model, masked_guide)
+    assert torch.is_tensor(ours)
+    assert float(ours) == pytest.approx(float(theirs))
+    assert float(ours) == pytest.approx(
+        -dist.Normal(0.0, 1.0).log_prob(torch.tensor(0.5)).item()
+    )
+
+
+@pytest.mark.parametrize("elbo", [DeviceTrace_ELBO, DeviceTraceMeanField_ELBO])
+def test_an_empty_model_and_guide_give_a_zero_tensor(elbo):
+    loss = elbo().differentiable_loss(lambda: None, lambda: None)
+    assert torch.is_tensor(loss) and loss.shape == () and float(loss) == 0.0
+
+
+def model_without_u():
+    pyro.sample("t", dist.Normal(0.0, 1.0))
+
+
+def guide_with(u_distribution, auxiliary):
+    def guide():
+        infer = {"is_auxiliary": True} if auxiliary else {}
+        pyro.sample("u", u_distribution, infer=infer)
+        pyro.sample("t", dist.Normal(pyro.param("t_loc", torch.tensor(0.1)), 1.0))
+
+    return guide
+
+
+def test_mean_field_refuses_a_guide_only_site_not_marked_auxiliary():
+    guide = guide_with(dist.Normal(0.0, 1.0), auxiliary=False)
+    with pytest.raises(AssertionError):
+        TraceMeanField_ELBO().differentiable_loss(model_without_u, guide)
+    with pytest.raises(ValueError, match="guide site 'u' is not in the model"):
+        DeviceTraceMeanField_ELBO().differentiable_loss(model_without_u, guide)
+
+
+def test_mean_field_refuses_sites_it_cannot_reparameterize_without_validation():
+    auxiliary = guide_with(dist.Bernoulli(0.5), auxiliary=True)
+    with pyro.validation_enabled(True), pytest.raises(NotImplementedError):
+        TraceMeanField_ELBO().differentiable_loss(model_without_u, auxiliary)
+    x = torch.tensor([0.0, 1.0])
+    with pyro.validation_enabled(False):
+        with pytest.raises(NotImplementedError):
+            DeviceTraceMeanField_ELBO().differentiable_loss(model_without_u, auxiliary)
+        with pytest.raises(NotImplementedError):
+            DeviceTraceMeanField_ELBO()(mixture_model, MixtureGuide(2))(x)
