@@ -42,7 +42,27 @@ def make_objective(
     """
     initialize_guide(guide, *args)
     objective = elbo(model, guide)
+    check_objective(objective, *args)
     return objective if compile is None else CompiledObjective(objective, compile)
+
+
+def check_objective(objective: torch.nn.Module, *args: Any) -> None:
+    """Evaluate ``objective(*args)`` once with Pyro's validation on.
+
+    Training steps run with validation off, since its checks read the host; this
+    call gives every fit Pyro's checks (distribution arguments and supports, model
+    and guide sites that match, plate shapes) before its first step. It draws on
+    forked generators, so training takes the draws it would take without it.
+
+    :raises ValueError: (Pyro's or PyTorch's) naming what failed.
+    """
+    devices = [a.device for a in args if torch.is_tensor(a) and a.device.type == "cuda"]
+    with (
+        torch.random.fork_rng(devices=sorted(set(devices), key=str)),
+        torch.no_grad(),
+        pyro.validation_enabled(True),
+    ):
+        objective(*args)
 
 
 def initialize_guide(guide: Callable[..., Any], *args: Any) -> None:

@@ -34,7 +34,10 @@ def test_vae_training_reads_the_host_per_epoch_not_per_step(device):
     few = vae_epoch_reads(device, 64)  # 2 steps
     many = vae_epoch_reads(device, 640)  # 20 steps
     assert sorted(many) == sorted(few)
-    assert len(few) < 20
+    # Pyro's validation (distribution argument checks) runs once per fit, before
+    # the first step; the rest are the epoch's own reads.
+    validation = [read for read in few if "torch.distributions" in read]
+    assert validation and len(few) - len(validation) < 20
 
 
 def ppca_reads(device, steps: int) -> list[str]:

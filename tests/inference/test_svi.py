@@ -14,6 +14,7 @@ from ppl_models.inference import make_objective, run_svi, svi_step
 from ppl_models.inference.compiled import CompiledObjective
 from ppl_models.inference.elbo import DeviceTrace_ELBO
 from ppl_models.inference.guard import NonFiniteWatch
+from ppl_models.inference.svi import check_objective
 
 
 class Quadratic(torch.nn.Module):
@@ -169,3 +170,34 @@ def test_make_objective_compiles_with_the_mode_asked_for(device):
     assert compiled.num_graphs == 0  # nothing is traced before the first call
     # the same guide's parameters, so one optimizer fits either objective
     assert list(compiled.parameters()) == list(plain.parameters())
+
+
+def test_a_fit_meets_pyros_checks_before_its_first_step_and_keeps_its_draws():
+    # Validation is off while stepping (its checks read the host), so a model that
+    # breaks Pyro's rules is caught by the one validated evaluation up front.
+    def model(x):
+        scale = pyro.param("scale", torch.tensor(1.0))
+        with pyro.plate("data", 3):
+            pyro.sample("x", dist.Normal(0.0, -scale), obs=x)  # a negative scale
+
+    def guide(x):
+        pass
+
+    x = torch.zeros(3)
+    with pyro.validation_enabled(False), pytest.raises(ValueError, match="scale"):
+        make_objective(model, guide, DeviceTrace_ELBO(), x)
+
+    def noisy_model(x):
+        loc = pyro.sample("loc", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", 3):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    def noisy_guide(x):
+        pyro.sample("loc", dist.Normal(0.0, 1.0))
+
+    objective = DeviceTrace_ELBO()(noisy_model, noisy_guide)
+    torch.manual_seed(0)
+    expected_next = torch.rand(2)
+    torch.manual_seed(0)
+    check_objective(objective, x)
+    assert torch.equal(torch.rand(2), expected_next)

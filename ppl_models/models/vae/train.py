@@ -111,8 +111,12 @@ def train_vae(
     :returns: the history of every epoch, resumed ones included.
     """
     elbo = make_elbo(settings.elbo, vae.config, settings.num_particles)
+    # A batch as training sees it (binarized), for the guide's first call and
+    # Pyro's checks; drawn on forked generators, so the training draws are unchanged.
+    with torch.random.fork_rng(devices=_cuda_devices(data.train)):
+        probe = next(train_batches(data, 2))
     objective = make_objective(
-        vae.model, vae.guide, elbo, data.train[:2], compile=settings.compile
+        vae.model, vae.guide, elbo, probe, compile=settings.compile
     )
     optimizer = torch.optim.Adam(objective.parameters(), lr=settings.lr)
     history = History()
@@ -236,12 +240,15 @@ def _checkpoint_note(checkpoint_path: Path | None) -> str:
     return f"; the last checkpoint, {checkpoint_path}, is intact"
 
 
+def _cuda_devices(tensor: torch.Tensor) -> list[torch.device]:
+    return [tensor.device] if tensor.device.type == "cuda" else []
+
+
 def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
     """Test ELBO (nats per image) under a forked, seeded RNG, so that evaluating
     leaves the training draws exactly as they would have been without it.
     """
-    devices = [data.test.device] if data.test.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=_cuda_devices(data.test)):
         torch.manual_seed(derived_seed(seed, "evaluation"))
         return evaluate_elbo(vae, data.test)
 
