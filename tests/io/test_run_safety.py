@@ -155,3 +155,13 @@ def test_write_json_refuses_what_strict_json_cannot_hold(tmp_path):
         write_json(tmp_path / "config.json", {"lr": float("nan")})
     assert not (tmp_path / "config.json").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_holder_that_has_not_yet_named_itself_is_described_as_just_started(
+    tmp_path,
+):
+    with run_dir_lock(tmp_path):
+        (tmp_path / HOLDER).unlink()
+        with pytest.raises(UsageError, match=r"\(a process that has just started\)"):
+            with writing_run(tmp_path):
+                pass
