@@ -162,6 +162,6 @@ def test_a_holder_that_has_not_yet_named_itself_is_described_as_just_started(
 ):
     with run_dir_lock(tmp_path):
         (tmp_path / HOLDER).unlink()
-        with pytest.raises(UsageError, match=r"\(a process that has just started\)"):
-            with writing_run(tmp_path):
-                pass
+        just_started = r"\(a process that has just started\)"
+        with pytest.raises(UsageError, match=just_started), writing_run(tmp_path):
+            pass

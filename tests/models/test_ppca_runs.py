@@ -16,6 +16,7 @@ import torch
 import ppl_models
 from ppl_models.cli.fitting import add_common_fit_arguments
 from ppl_models.device import resolve_device
+from ppl_models.errors import CheckpointError
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, read_config
 from ppl_models.models.ppca import INFERENCE_METHODS, PPCASpec, experiment, fit_ppca
@@ -292,6 +293,14 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
     assert torch.allclose(fit.w, reference.w)
     (ax,) = next(f for p, f in figures.items() if p.name == "loss.png").axes
     assert ax.get_title() == "PPCA, map: loss trace"
+
+
+def test_load_fit_refuses_a_checkpoint_that_does_not_fit_the_config(meanfield_run):
+    config = {**read_config(meanfield_run["run_dir"]), "latent_dim": 1}
+    path = meanfield_run["run_dir"] / CHECKPOINT
+    with pytest.raises(CheckpointError) as error:
+        experiment.load_fit(path, config, DEVICE)
+    assert str(error.value).startswith(f"{path} does not fit the run's configuration")
 
 
 def test_demo_runs_fit_each_inference_method_once():

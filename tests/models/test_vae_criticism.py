@@ -185,6 +185,7 @@ def test_image_ppc_gives_blank_pixels_a_mid_p_of_one_half(device):
     assert pixel_p[:8].tolist() == [0.5] * 8
     assert (pixel_p[8:] == 0).all()
     assert checks[SD_INK].p_value == 0.0
+    assert all(check.name == name for name, check in checks.items())
 
 
 def test_image_ppc_refuses_a_single_image(device):
