@@ -21,6 +21,7 @@ from ppl_models.inference.compiled import (
 from ppl_models.inference.elbo import DeviceTrace_ELBO
 from ppl_models.models.ppca import fit_ppca
 from ppl_models.models.vae import VAE, VAEConfig, fit_vae, make_elbo
+from tests.conftest import requires_cuda
 
 
 def small_vae(device, **config):
@@ -298,3 +299,24 @@ def test_an_elbo_that_reads_the_host_is_refused_with_the_reason(device):
         "); a compiled objective needs a model and guide of fixed structure and an "
         "ELBO that keeps its loss on the device"
     )
+
+
+@requires_cuda
+def test_reduce_overhead_keeps_every_steps_loss_readable_on_cuda():
+    # CUDA graphs reuse their output memory on the next replay unless each call
+    # marks a new step; a loss kept from an earlier step must still read as itself.
+    device = torch.device("cuda")
+    vae = small_vae(device)
+    x = images(device)
+    plain = make_objective(vae.model, vae.guide, make_elbo("trace", vae.config), x)
+    compiled = CompiledObjective(plain, "reduce-overhead")
+    optimizer = torch.optim.Adam(compiled.parameters(), lr=1e-3)
+    kept = []
+    for _ in range(4):
+        optimizer.zero_grad(set_to_none=True)
+        loss = compiled(x)
+        loss.backward()
+        optimizer.step()
+        kept.append((loss.detach(), float(loss)))
+    for loss, value in kept:
+        assert float(loss) == value
