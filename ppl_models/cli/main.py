@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if debug:
         argv = [DEBUG] + [arg for arg in argv if arg != DEBUG]
     parser = build_parser()
+    args = argparse.Namespace()
     try:
         args, extra = parser.parse_known_args(argv)
         with _progress_lines():
@@ -132,11 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ppl-models: training stopped: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            "ppl-models: interrupted; a run's checkpoint holds its last finished "
-            "epoch: continue it with --resume",
-            file=sys.stderr,
+        # Only a fit of a model that can resume has something to continue.
+        can_resume = getattr(args, "resume", None) is not None
+        hint = (
+            f": the checkpoint in {args.out} holds the last finished epoch; continue "
+            "with --resume"
+            if can_resume
+            else ""
         )
+        print(f"ppl-models: interrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -6,6 +6,7 @@ option)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 
 import pytest
@@ -197,3 +198,20 @@ def test_without_a_terminal_progress_is_one_line_per_epoch_and_metrics_csv(
     assert rows[0] == "step,loss" and len(rows) == 51
     # The line of step 50 gives the loss of step 50, as metrics.csv does.
     assert f"loss {float(rows[50].split(',')[1]):.6g}," in lines[-1]
+
+
+def test_an_interrupt_hints_at_resume_only_where_the_model_can_resume(
+    capsys, tmp_path, monkeypatch
+):
+    cli_main = importlib.import_module("ppl_models.cli.main")  # the package's
+    # `main` attribute is the function, not the module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "run_fit", interrupted)
+    status, _, err = run_cli(capsys, *VAE, "--out", tmp_path / "vae")
+    assert status == 130
+    assert f"the checkpoint in {tmp_path / 'vae'}" in err and "--resume" in err
+    status, _, err = run_cli(capsys, *PPCA, "--out", tmp_path / "ppca")
+    assert status == 130 and err.strip() == "ppl-models: interrupted"
