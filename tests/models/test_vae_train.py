@@ -345,6 +345,41 @@ def test_a_nan_message_lists_the_sites_and_at_most_five_parameters(num_bad, tmp_
     )
 
 
+@pytest.mark.parametrize("num_bad", [0, 6])
+def test_weights_that_give_no_finite_elbo_are_never_checkpointed(
+    num_bad, digits, tmp_path, monkeypatch
+):
+    # The watch sees losses and gradients; the weights a step leaves are checked
+    # before each checkpoint, here in epoch 2, after epoch 1's was written.
+    vae = small_vae(digits.device)
+    names = [name for name, _ in vae.named_parameters()]
+    evaluate = train.held_out_elbo
+
+    def ruined_in_epoch_two(model, data, seed):
+        if len(calls) == 1:
+            with torch.no_grad():
+                for value in list(model.parameters())[:num_bad]:
+                    value.fill_(float("nan"))
+            calls.append("ruined")
+            return float("nan")
+        calls.append("fine")
+        return evaluate(model, data, seed)
+
+    calls: list[str] = []
+    monkeypatch.setattr(train, "held_out_elbo", ruined_in_epoch_two)
+    path = tmp_path / "checkpoint.pt"
+    settings = TrainSettings(**{**SETTINGS, "checkpoint_every": 1})
+    with pytest.raises(NumericalError) as error:
+        train_vae(vae, digits, settings, checkpoint_path=path, progress=False)
+    listed = f"{', '.join(names[:5])} ..." if num_bad else "none"
+    assert str(error.value) == (
+        "after epoch 2 the weights give a held-out ELBO of nan; non-finite "
+        f"parameters: {listed}; try a lower --lr or --clip-grad; the last "
+        f"checkpoint, {path}, is intact"
+    )
+    assert load_checkpoint(path, "vae")["epoch"] == 1
+
+
 def test_evaluation_leaves_the_training_random_stream_alone(digits):
     vae = small_vae(digits.device)
     on_cuda = digits.device.type == "cuda"

@@ -229,7 +229,8 @@ def _stop_if_state_nonfinite(
         return
     raise NumericalError(
         f"after epoch {epoch + 1} the weights give a held-out ELBO of {test_elbo}; "
-        f"non-finite parameters: {', '.join(params[:5]) or 'none'}; "
+        f"non-finite parameters: {', '.join(params[:5]) or 'none'}"
+        f"{' ...' if len(params) > 5 else ''}; "
         "try a lower --lr or --clip-grad" + _checkpoint_note(checkpoint_path)
     )
 
