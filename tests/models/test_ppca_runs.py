@@ -235,6 +235,17 @@ def test_criticize_reloads_the_run_and_reports_the_same_numbers(
     )
     assert summary == before == read_summary(run_dir)
     assert {path.name for path in figures} == {"replay.png", "ppc.png"}
+    # The fit is rebuilt on the device asked for (on a CPU the default hides it).
+    load_fit, devices = experiment.load_fit, []
+    monkeypatch.setattr(
+        experiment,
+        "load_fit",
+        lambda path, config, device: (
+            devices.append(device) or load_fit(path, config, device)
+        ),
+    )
+    run_and_capture(monkeypatch, lambda: PPCASpec.criticize_run(run_dir, DEVICE))
+    assert devices == [DEVICE]
     assert all(path.parent == run_dir for path in figures)
     ppc = next(f for path, f in figures.items() if path.name == "ppc.png")
     for ax in ppc.axes:
