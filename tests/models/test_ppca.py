@@ -352,3 +352,14 @@ def test_meanfield_guide_starts_with_narrow_posteriors():
     initialize_guide(guide, torch.randn(3, 5))
     assert torch.allclose(guide.scales.w, torch.full((3, 2), 0.1))
     assert torch.allclose(guide.scales.z, torch.full((2, 5), 0.1))
+
+
+def test_the_eigenvalue_statistic_is_the_largest_in_any_dimension():
+    from ppl_models.models.ppca import ppca_statistics
+
+    x = torch.diag(torch.tensor([1.0, 3.0, 2.0])) @ torch.randn(3, 4000)
+    statistic = ppca_statistics(3)["largest eigenvalue of cov(x)"]
+    assert float(statistic(x)) == pytest.approx(
+        float(torch.linalg.eigvalsh(torch.cov(x)).max())
+    )
+    assert float(statistic(x)) > 8.0  # the variance along the scaled-by-3 axis

@@ -216,3 +216,17 @@ def test_model_and_guide_make_every_tensor_on_the_vaes_device():
             if isinstance(site.get("value"), torch.Tensor)
         }
         assert "data" in values and set(values.values()) == {"cpu"}, values
+
+
+def test_a_conv_vae_builds_its_networks_with_the_configs_base_depth():
+    from ppl_models.models.vae import VAE, VAEConfig
+    from ppl_models.models.vae.networks import build_networks
+
+    config = VAEConfig(
+        image_shape=(8, 8), latent_dim=3, architecture="conv", base_depth=4
+    )
+    vae = VAE(config)
+    encoder, decoder = build_networks("conv", (8, 8), 3, base_depth=4)
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    assert count(vae) == count(encoder) + count(decoder)
+    assert count(vae) < count(VAE(VAEConfig(**{**config.to_dict(), "base_depth": 32})))
