@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 "killed by"
             ):
                 verdict = "killed"
-            elif verdict != "killed" and name in equivalents:
+            elif verdict in ("survived", "no tests") and name in equivalents:
                 verdict = "equivalent"
             counts[verdict] += 1
             if verdict not in ("killed", "equivalent"):
