@@ -8,9 +8,13 @@ stream that simulated the data would correlate the "replicates" with the data.
 
 from __future__ import annotations
 
+import random
 import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
+import torch
 
 
 def derived_seed(seed: int, purpose: str) -> int:
@@ -21,3 +25,30 @@ def derived_seed(seed: int, purpose: str) -> int:
     """
     entropy = [seed % 2**64, zlib.crc32(purpose.encode())]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+@contextmanager
+def caller_rng_kept(
+    devices: Sequence[torch.device | str] | None = None,
+) -> Iterator[None]:
+    """Let a block seed and draw freely, then give the caller back the generators it
+    had: torch's CPU generator and those of the CUDA ``devices``, Python's
+    ``random`` and NumPy's global one (the ones ``pyro.set_rng_seed`` seeds).
+
+    :param devices: the devices the block draws on (CPU entries are ignored);
+        ``None`` for every CUDA device if CUDA is in use already, else none.
+    """
+    if devices is None:
+        count = torch.cuda.device_count() if torch.cuda.is_initialized() else 0
+        devices = [torch.device("cuda", i) for i in range(count)]
+    cuda = sorted(
+        {torch.device(d) for d in devices if torch.device(d).type == "cuda"}, key=str
+    )
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)

@@ -23,6 +23,19 @@ requires_cuda = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _empty_param_store() -> Iterator[None]:
+    """Each test starts and ends with Pyro's global param store empty, as Pyro's own
+    tests do: the VAE registers its networks there when a test calls it in Pyro's
+    default mode, and a name left behind would be shared with the next test.
+    """
+    import pyro
+
+    pyro.clear_param_store()
+    yield
+    pyro.clear_param_store()
+
+
 @pytest.fixture(scope="session")
 def device() -> torch.device:
     """The device the suite tests on."""

@@ -21,6 +21,7 @@ from ppl_models.device import resolve_device
 from ppl_models.errors import TrainingError, UsageError
 from ppl_models.io.run_dir import read_config, writing_run
 from ppl_models.registry import ModelSpec, get_model, list_models
+from ppl_models.seeding import caller_rng_kept
 
 DEBUG = "--debug"
 
@@ -173,6 +174,15 @@ def _progress_lines() -> Iterator[None]:
 
 
 def _dispatch(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
+) -> int:
+    # Run in a process of its own or called from Python, a command leaves the
+    # caller's random generators as they were.
+    with caller_rng_kept():
+        return _run_command(parser, args, extra)
+
+
+def _run_command(
     parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
 ) -> int:
     if args.command == "evaluate":

@@ -14,14 +14,12 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.infer import ELBO
+from pyro.infer.elbo import ELBOModule
 
 from ppl_models.inference.compiled import CompiledObjective
 from ppl_models.inference.guard import NonFiniteWatch
+from ppl_models.inference.params import ensure_local_state, local_params
 from ppl_models.inference.progress import LossProgress
-
-# PyroModule parameters live in their modules, not in Pyro's global param store,
-# so two fits in one process never share state and checkpoints are state dicts.
-pyro.settings.set(module_local_params=True)
 
 
 def make_objective(
@@ -34,16 +32,32 @@ def make_objective(
     """``elbo(model, guide)`` as an ``nn.Module`` whose call returns the loss.
 
     The guide is initialised on ``args`` first, so ``.parameters()`` is complete and
-    an optimizer can be built over it.
+    an optimizer can be built over it. The loss is computed in Pyro's module-local
+    mode (:mod:`~ppl_models.inference.params`): the parameters are the modules' own,
+    and Pyro's global param store and settings are left as the caller has them.
 
     :param compile: a :func:`torch.compile` mode (see
         :data:`~ppl_models.inference.compiled.COMPILE_MODES`) to trace and compile
         the loss with; ``None`` runs the model and guide through Pyro every step.
     """
+    ensure_local_state(model, guide)
     initialize_guide(guide, *args)
-    objective = elbo(model, guide)
+    objective = LocalELBOModule(model, guide, elbo)
     check_objective(objective, *args)
     return objective if compile is None else CompiledObjective(objective, compile)
+
+
+class LocalELBOModule(ELBOModule):
+    """Pyro's ``elbo(model, guide)`` module, its loss computed in module-local mode.
+
+    ``LocalELBOModule(model, guide, elbo)(*args)`` is the negative ELBO, 0-dim and
+    differentiable; its parameters are the model's and the guide's.
+    """
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The negative ELBO on ``args``."""
+        with local_params():
+            return super().forward(*args, **kwargs)
 
 
 def check_objective(objective: torch.nn.Module, *args: Any) -> None:
@@ -67,9 +81,11 @@ def check_objective(objective: torch.nn.Module, *args: Any) -> None:
 
 def initialize_guide(guide: Callable[..., Any], *args: Any) -> None:
     """Run ``guide(*args)`` once, silently, so parameters that autoguides create on
-    first use exist (before building an optimizer or loading a state dict).
+    first use exist (before building an optimizer or loading a state dict). It runs
+    in module-local mode, so they are created in the guide, not in the param store.
     """
-    with torch.no_grad(), poutine.block():
+    ensure_local_state(guide)
+    with torch.no_grad(), poutine.block(), local_params():
         guide(*args)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 
+import pyro
 import pytest
+import torch
 
 import ppl_models
 from ppl_models import get_model, list_models
@@ -30,6 +32,9 @@ def summary_of(run_dir):
 
 @pytest.mark.parametrize("name", list_models())
 def test_fit_criticize_evaluate_and_reload(name, capsys, tmp_path):
+    # In Pyro's default mode, with a user's parameter in the global store.
+    pyro.clear_param_store()
+    users = pyro.param("users_own", torch.ones(2)).detach().clone()
     spec = get_model(name)
     out = tmp_path / name
     fit = ["fit", name, *spec.smoke_fit_args(), "--device", "cpu", "--out", out]
@@ -54,6 +59,12 @@ def test_fit_criticize_evaluate_and_reload(name, capsys, tmp_path):
     # The model's own fit object, rebuilt from the run directory alone.
     loaded = ppl_models.load_fit(out, device="cpu")
     assert type(loaded).__module__.startswith(f"ppl_models.models.{name}.")
+
+    # The zoo's parameters lived in its modules: the user's store is as it was.
+    assert list(pyro.get_param_store().keys()) == ["users_own"]
+    assert torch.equal(pyro.param("users_own").detach(), users)
+    assert pyro.settings.get("module_local_params") is False
+    pyro.clear_param_store()
 
 
 def test_load_fit_refuses_a_directory_without_a_run(tmp_path):

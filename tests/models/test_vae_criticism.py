@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-import ppl_models.inference  # noqa: F401  (sets pyro's module_local_params)
 from ppl_models.data.images import ImageData
 from ppl_models.errors import UsageError
 from ppl_models.models.vae.criticize import (

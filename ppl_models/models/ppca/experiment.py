@@ -25,7 +25,7 @@ from ppl_models.models.ppca.fit import INFERENCE_METHODS, PPCAFit, fit_ppca, mak
 from ppl_models.models.ppca.model import PPCA, make_guide
 from ppl_models.plots import plot_loss_trace, plot_ppc, plot_replay_scatter, save_figure
 from ppl_models.registry import ModelSpec, SmokeCase, register_model
-from ppl_models.seeding import derived_seed
+from ppl_models.seeding import caller_rng_kept, derived_seed
 
 
 @register_model
@@ -181,19 +181,22 @@ def criticize_fit(
     Draws come from a seed derived from the run's (see :mod:`ppl_models.seeding`),
     so ``fit`` and a later ``criticize`` report the same numbers.
     """
-    pyro.set_rng_seed(derived_seed(seed, "criticism"))
-    generated = fit.replay()
-    figure = plot_replay_scatter(
-        fit.x.T,
-        {f"replayed ({fit.inference})": generated.T},
-        title=f"PPCA, {fit.inference}: observed vs replayed latents",
-    )
-    save_figure(figure, run_dir / "replay.png")
-    checks = fit.posterior_predictive_check(num_samples=ppc_samples)
-    save_figure(
-        plot_ppc(checks, title=f"PPCA, {fit.inference}: posterior predictive checks"),
-        run_dir / "ppc.png",
-    )
+    with caller_rng_kept([fit.x.device]):
+        pyro.set_rng_seed(derived_seed(seed, "criticism"))
+        generated = fit.replay()
+        figure = plot_replay_scatter(
+            fit.x.T,
+            {f"replayed ({fit.inference})": generated.T},
+            title=f"PPCA, {fit.inference}: observed vs replayed latents",
+        )
+        save_figure(figure, run_dir / "replay.png")
+        checks = fit.posterior_predictive_check(num_samples=ppc_samples)
+        save_figure(
+            plot_ppc(
+                checks, title=f"PPCA, {fit.inference}: posterior predictive checks"
+            ),
+            run_dir / "ppc.png",
+        )
     return update_summary(
         run_dir,
         replay_cov_rel_error=fit.replay_cov_rel_error(generated),

@@ -28,6 +28,7 @@ from ppl_models.models.ppca.model import (
     simulate,
     subspace_cosine,
 )
+from ppl_models.seeding import caller_rng_kept
 from ppl_models.validation import (
     as_data_matrix,
     check_choice,
@@ -170,22 +171,26 @@ def fit_ppca(
     if data is not None:
         x_nd = as_data_matrix(data, "data")
         data_dim = x_nd.shape[1]
-    pyro.set_rng_seed(seed)
-    model = PPCA(data_dim, latent_dim, noise_scale).to(device)
-    w_true = None
-    if data is None:
-        x, w_true, _ = simulate(
-            model, check_positive_int("num_datapoints", num_datapoints)
+    # Seeded, yet the caller's generators are as they were after the fit.
+    with caller_rng_kept([device]):
+        pyro.set_rng_seed(seed)
+        model = PPCA(data_dim, latent_dim, noise_scale).to(device)
+        w_true = None
+        if data is None:
+            x, w_true, _ = simulate(
+                model, check_positive_int("num_datapoints", num_datapoints)
+            )
+        else:
+            x = x_nd.to(device).T.contiguous()
+        guide = make_guide(model, inference)
+        objective = make_objective(
+            model, guide, make_elbo(inference), x, compile=compile
         )
-    else:
-        x = x_nd.to(device).T.contiguous()
-    guide = make_guide(model, inference)
-    objective = make_objective(model, guide, make_elbo(inference), x, compile=compile)
-    optimizer = torch.optim.Adam(objective.parameters(), lr=lr)
-    start = time.perf_counter()
-    losses = run_svi(
-        objective, optimizer, steps, x, desc=f"ppca {inference}", progress=progress
-    )
+        optimizer = torch.optim.Adam(objective.parameters(), lr=lr)
+        start = time.perf_counter()
+        losses = run_svi(
+            objective, optimizer, steps, x, desc=f"ppca {inference}", progress=progress
+        )
     losses[-1].item()  # waits for the device, so the time below is the real one
     return PPCAFit(
         model=model,

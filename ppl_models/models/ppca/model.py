@@ -17,13 +17,16 @@ from pyro.infer.autoguide import AutoDelta, AutoGuide, AutoNormal
 from pyro.nn import PyroModule
 
 from ppl_models.errors import DataError, UsageError
+from ppl_models.inference.params import LocalParams
 from ppl_models.validation import check_positive_float, check_positive_int
 
 
-class PPCA(PyroModule):
+class PPCA(LocalParams, PyroModule):
     """Probabilistic PCA with a Normal prior on the principal axes ``w``.
 
-    Prior constants are buffers, so ``.to(device)`` moves the whole model.
+    Prior constants are buffers, so ``.to(device)`` moves the whole model. Like its
+    guides, it keeps any parameters in the module (see
+    :class:`~ppl_models.inference.params.LocalParams`).
 
     :param data_dim: D, the dimension of each observation.
     :param latent_dim: K, the dimension of each latent code.
@@ -102,16 +105,27 @@ class PPCA(PyroModule):
         return x.shape[1]
 
 
+class PPCADelta(LocalParams, AutoDelta):
+    """Pyro's ``AutoDelta``, its point masses kept in the module."""
+
+
+class PPCANormal(LocalParams, AutoNormal):
+    """Pyro's ``AutoNormal``, its locations and scales kept in the module."""
+
+
 def make_guide(model: PPCA, inference: str) -> AutoGuide:
     """A guide for ``w`` and ``z``: point masses (``"map"``) or mean-field Normals.
 
     The mean-field guide gives every entry of ``w`` and ``z`` its own Normal with a
-    softplus-positive scale, so TraceMeanField_ELBO can use analytic KL terms.
+    softplus-positive scale, so TraceMeanField_ELBO can use analytic KL terms. Both
+    are Pyro's autoguides, with their parameters kept in the guide: a plain
+    ``SVI(model, guide, pyro.optim.Adam(...), Trace_ELBO())`` trains them and leaves
+    the param store alone.
     """
     if inference == "map":
-        return AutoDelta(model, create_plates=model.plates)
+        return PPCADelta(model, create_plates=model.plates)
     if inference == "meanfield":
-        return AutoNormal(model, init_scale=0.1, create_plates=model.plates)
+        return PPCANormal(model, init_scale=0.1, create_plates=model.plates)
     raise UsageError(
         f"unknown inference {inference!r} for ppca: expected map, meanfield"
     )

@@ -20,6 +20,7 @@ from ppl_models.criticism import CheckResult, replay_guide, replay_latents
 from ppl_models.criticism.ppc import exceedance
 from ppl_models.data.images import ImageData
 from ppl_models.errors import UsageError
+from ppl_models.inference.params import local_params
 from ppl_models.models.vae.model import VAE
 from ppl_models.plots import (
     plot_image_grid,
@@ -58,6 +59,7 @@ def _images(vae: VAE, x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return x.to(vae.device)
 
 
+@local_params()
 def sample_images(vae: VAE, num_images: int) -> torch.Tensor:
     """Images decoded from prior draws, through the model itself.
 
@@ -69,6 +71,7 @@ def sample_images(vae: VAE, num_images: int) -> torch.Tensor:
     return _pixel_means(trace)
 
 
+@local_params()
 def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
     """Decode each image's guide draw ``z ~ q(z | x)`` through the model.
 
@@ -83,6 +86,7 @@ def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
     return _pixel_means(trace)
 
 
+@local_params()
 def latent_manifold(
     vae: VAE, grid_size: int = 20, quantiles: tuple[float, float] = (0.05, 0.95)
 ) -> torch.Tensor:
@@ -145,6 +149,7 @@ def _statistics(batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return ink.mean(), ink.std(), pixel_sum / count
 
 
+@local_params()
 def image_ppc(
     vae: VAE, x: torch.Tensor, num_replicates: int = 100, batch_size: int = 500
 ) -> tuple[dict[str, CheckResult], torch.Tensor]:

@@ -20,6 +20,7 @@ import torch
 from pyro import poutine
 
 from ppl_models.errors import ResourceError
+from ppl_models.inference.params import local_params
 from ppl_models.models.vae.model import VAE
 from ppl_models.validation import check_positive_int
 
@@ -27,6 +28,7 @@ from ppl_models.validation import check_positive_int
 MAX_ELEMENTS = 2**24
 
 
+@local_params()
 def log_weight_parts(
     vae: VAE, x: torch.Tensor, num_samples: int = 1
 ) -> dict[str, torch.Tensor]:

@@ -39,7 +39,7 @@ from ppl_models.models.vae.runs import (
 )
 from ppl_models.models.vae.train import History, TrainSettings
 from ppl_models.registry import ModelSpec, SmokeCase, register_model
-from ppl_models.seeding import derived_seed
+from ppl_models.seeding import caller_rng_kept, derived_seed
 
 
 def _epoch_done(history: History, run_dir: Path) -> None:
@@ -172,8 +172,10 @@ class VAESpec(ModelSpec):
         summary = update_summary(run_dir, **history_summary(fit.history))
         if args.no_criticize:
             return summary
-        pyro.set_rng_seed(derived_seed(run["seed"], "criticism"))
-        return update_summary(run_dir, **criticize_vae(fit.vae, fit.data, run_dir))
+        with caller_rng_kept([fit.vae.device]):
+            pyro.set_rng_seed(derived_seed(run["seed"], "criticism"))
+            criticism = criticize_vae(fit.vae, fit.data, run_dir)
+        return update_summary(run_dir, **criticism)
 
     @classmethod
     def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -220,8 +222,10 @@ class VAESpec(ModelSpec):
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
         fit = load_fit(run_dir, device)
-        pyro.set_rng_seed(derived_seed(fit.settings.seed, "criticism"))
-        return update_summary(run_dir, **criticize_vae(fit.vae, fit.data, run_dir))
+        with caller_rng_kept([fit.vae.device]):
+            pyro.set_rng_seed(derived_seed(fit.settings.seed, "criticism"))
+            criticism = criticize_vae(fit.vae, fit.data, run_dir)
+        return update_summary(run_dir, **criticism)
 
     @classmethod
     def demo_runs(cls) -> dict[str, list[str]]:

@@ -23,7 +23,7 @@ from ppl_models.models.vae.criticize import reconstruct, sample_images
 from ppl_models.models.vae.evaluate import MAX_ELEMENTS, evaluate_bounds
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import History, TrainSettings, train_vae
-from ppl_models.seeding import derived_seed
+from ppl_models.seeding import caller_rng_kept, derived_seed
 
 
 @dataclass
@@ -123,32 +123,35 @@ def fit_vae(
         compile=compile,
     )
     device = resolve_device(device)
-    if isinstance(dataset, ImageData):
-        data = dataset.to(device)
-    else:
-        data = load_images(
-            dataset,
-            binarize=binarize,
-            data_dir=data_dir,
-            device=device,
-            limit_train=train_images,
-            limit_test=test_images,
+    # Seeded (and scikit-learn's first import changes Python's ``random``), yet the
+    # caller's generators are as they were after the fit.
+    with caller_rng_kept([device]):
+        if isinstance(dataset, ImageData):
+            data = dataset.to(device)
+        else:
+            data = load_images(
+                dataset,
+                binarize=binarize,
+                data_dir=data_dir,
+                device=device,
+                limit_train=train_images,
+                limit_test=test_images,
+            )
+        if config.get("likelihood") is None:
+            config["likelihood"] = default_likelihood(data.binarize)
+        vae_config = VAEConfig(image_shape=data.image_shape, **config)
+        check_likelihood(vae_config.likelihood, data.binarize)
+        pyro.set_rng_seed(seed)  # fixes the initial weights too
+        vae = VAE(vae_config).to(device)
+        history = train_vae(
+            vae,
+            data,
+            settings,
+            checkpoint_path=checkpoint_path,
+            resume_from=resume_from,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
         )
-    if config.get("likelihood") is None:
-        config["likelihood"] = default_likelihood(data.binarize)
-    vae_config = VAEConfig(image_shape=data.image_shape, **config)
-    check_likelihood(vae_config.likelihood, data.binarize)
-    pyro.set_rng_seed(seed)  # fixes the initial weights too
-    vae = VAE(vae_config).to(device)
-    history = train_vae(
-        vae,
-        data,
-        settings,
-        checkpoint_path=checkpoint_path,
-        resume_from=resume_from,
-        progress=progress,
-        on_epoch_end=on_epoch_end,
-    )
     return VAEFit(vae=vae, data=data, settings=settings, history=history)
 
 

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
+from ppl_models.inference.params import register_module
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES, build_networks
 from ppl_models.models.vae.priors import PRIORS, make_prior
 from ppl_models.validation import check_choice, check_positive_int
@@ -97,6 +98,7 @@ class VAEModel(nn.Module):
         :returns: x (B, P): the observed or generated images.
         """
         batch = _batch_size(x, num_images)
+        register_module("vae_model", self)
         with pyro.plate("data", batch, dim=-1, device=self.anchor.device):
             z = pyro.sample("z", self.prior())
             logits = self.decoder(z)
@@ -129,6 +131,7 @@ class VAEGuide(nn.Module):
         """Sample ``z`` (B, latent_dim) from ``q(z | x)`` for images ``x`` (B, P)."""
         if x is None:
             raise UsageError("the VAE's guide encodes images: it needs x")
+        register_module("vae_guide", self)
         with pyro.plate("data", x.shape[-2], dim=-1, device=self.anchor.device):
             loc, scale = self.encoder(x)
             return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
@@ -141,6 +144,10 @@ class VAE(nn.Module):
     parameters a ``PyroModule`` emits a ``param`` message for every weight of a
     submodule it touches, on every run, which costs each training step time and
     buys nothing here, since a PyTorch optimizer takes the parameters directly.
+    Outside module-local mode (Pyro's default, and a user's own ``SVI``) each
+    registers its parameters with ``pyro.module`` as the ``"vae_model"`` and
+    ``"vae_guide"`` modules, so ``pyro.optim`` finds and trains them; the zoo's own
+    fits, evaluation and criticism run in module-local mode and skip that.
 
     ``vae.to(device)`` moves networks, prior constants and learned prior alike.
     """

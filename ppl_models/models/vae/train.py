@@ -29,6 +29,7 @@ from ppl_models.inference.guard import (
     nonfinite_parameters,
     nonfinite_sites,
 )
+from ppl_models.inference.params import local_params
 from ppl_models.inference.progress import LossProgress, logger
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
@@ -93,6 +94,7 @@ class History:
         return self.train_images / max(self.fit_seconds, 1e-9)
 
 
+@local_params()
 def train_vae(
     vae: VAE,
     data: ImageData,
