@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PPL_MODELS_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test lint format mutation
+.PHONY: setup demo test lint format mutation pyro-tests
 
 setup:
 	PYTHON=$(PYTHON) scripts/setup
@@ -33,3 +33,10 @@ mutation: setup
 	env -u PPL_MODELS_DATA OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PYTHON) -m mutmut run --max-children 2 || true
 	$(PYTHON) scripts/mutation_report.py
+
+# Pyro's own tests of Trace_ELBO and TraceMeanField_ELBO, run with Pyro's classes and
+# then with the zoo's in their place; every test must end the same way. PYRO is a
+# checkout of Pyro's repository (Pyro does not ship its tests).
+pyro-tests: setup
+	@test -n "$(PYRO)" || (echo "usage: make pyro-tests PYRO=/path/to/pyro-checkout"; exit 2)
+	OMP_NUM_THREADS=1 $(PYTHON) scripts/pyro_tests.py "$(PYRO)"
