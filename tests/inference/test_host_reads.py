@@ -40,7 +40,7 @@ def test_vae_training_reads_the_host_per_epoch_not_per_step(device):
     assert validation and len(few) - len(validation) < 20
 
 
-def ppca_reads(device, steps: int) -> list[str]:
+def ppca_reads(device, steps: int, check_every: int = 100) -> list[str]:
     torch.manual_seed(0)
     model = PPCA(3, 1, 0.5).to(device)
     x, _, _ = simulate(model, 200)
@@ -50,11 +50,18 @@ def ppca_reads(device, steps: int) -> list[str]:
         objective = make_objective(model, guide, ppca_elbo(inference), x)
         optimizer = torch.optim.Adam(objective.parameters(), lr=0.01)
         with count_host_reads() as fit_reads:
-            losses = run_svi(objective, optimizer, steps, x, progress=False)
+            losses = run_svi(
+                objective, optimizer, steps, x, progress=False, check_every=check_every
+            )
         assert losses.shape == (steps,)
         reads += [f"{inference}: {read}" for read in fit_reads]
     return reads
 
 
-def test_ppca_fits_never_read_the_host_while_stepping(device):
-    assert ppca_reads(device, 3) == ppca_reads(device, 30) == []
+def test_ppca_fits_read_only_the_nan_watch_every_check_every_steps(device):
+    watch = "__int__ (ppl_models.inference.guard)"
+    once = [f"map: {watch}", f"meanfield: {watch}"]
+    # After the last step only, however many steps there were...
+    assert ppca_reads(device, 3) == ppca_reads(device, 30) == once
+    # ...and every check_every steps: steps 10, 20 and 30 (the last).
+    assert ppca_reads(device, 30, check_every=10) == [r for r in once for _ in "123"]

@@ -79,6 +79,53 @@ def test_nan_stops_the_command_line_with_status_1(capsys, tmp_path):
     assert "NaN or infinite at step" in err and len(err.strip().splitlines()) == 1
 
 
+def test_ppca_stops_at_the_first_nonfinite_step_of_data_too_large_for_float32():
+    from ppl_models.models.ppca import fit_ppca
+
+    x = torch.randn(100, 2) * 1e30  # finite, but its squares overflow float32
+    with pytest.raises(NumericalError, match="NaN or infinite at step 1 of 50;"):
+        fit_ppca(x, steps=50, device="cpu", progress=False)
+
+
+def test_ppca_nan_stops_the_command_line_with_status_1_and_leaves_no_run(
+    capsys, tmp_path
+):
+    out = tmp_path / "run"
+    status = main(["fit", "ppca", "--lr", "1e6", "--steps", "300", "--device", "cpu",
+                   "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1
+    # Adam's first step is lr-sized, so the second step's gradient overflows.
+    last = err.strip().splitlines()[-1]  # after the progress lines
+    assert last.startswith("ppl-models: training stopped: ")
+    assert "NaN or infinite at step 2 of 300; non-finite parameters:" in last
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_ppca_nan_watch_reads_at_its_interval_and_names_the_step(monkeypatch):
+    from ppl_models.inference import make_objective, run_svi
+    from ppl_models.models.ppca import PPCA, make_elbo, make_guide
+
+    model = PPCA(2, 1)
+    guide = make_guide(model, "map")
+    x = torch.randn(2, 50)
+    objective = make_objective(model, guide, make_elbo("map"), x)
+    optimizer = torch.optim.SGD(objective.parameters(), lr=1e-3)
+    calls = []
+    original = objective.forward
+
+    def nan_from_step_7(*args):
+        calls.append(1)
+        loss = original(*args)
+        return loss * float("nan") if len(calls) >= 7 else loss
+
+    monkeypatch.setattr(objective, "forward", nan_from_step_7)
+    with pytest.raises(NumericalError, match="at step 7 of 40;"):
+        run_svi(objective, optimizer, 40, x, progress=False, check_every=10)
+    assert len(calls) == 10  # caught at the first read after step 7, not at the end
+
+
 class NaNGradientAfter(torch.nn.Module):
     """A decoder whose backward pass turns NaN from its ``start``-th training call
     on, while the loss itself stays finite."""
