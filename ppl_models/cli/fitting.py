@@ -11,13 +11,13 @@ from ppl_models.device import resolve_device
 from ppl_models.errors import UsageError
 from ppl_models.inference.compiled import COMPILE_MODES
 from ppl_models.io.run_dir import (
+    CHECKPOINT,
     SUMMARY,
     holds_run,
     prepare_run_dir,
     read_config,
     writing_run,
 )
-from ppl_models.io.run_lock import LOCK
 from ppl_models.registry import ModelSpec
 
 
@@ -61,7 +61,7 @@ def run_fit(
     The device and the output directory are checked before any work, and the
     directory is locked while the fit writes it. A run already there, of any model,
     is replaced only with ``--overwrite`` and continued only with ``--resume``. If
-    the fit fails before writing anything, a directory it created is removed.
+    the fit fails before writing a checkpoint, a directory it created is removed.
     """
     device = resolve_device(args.device)
     existed = args.out.exists()
@@ -73,7 +73,9 @@ def run_fit(
             check_run_dir(spec, run_dir, resume=resume, overwrite=args.overwrite)
             summary = spec.fit_run(args, run_dir, device)
     except BaseException:
-        if not existed and {p.name for p in run_dir.iterdir()} <= {LOCK}:
+        # A directory this fit created, with no checkpoint to resume from, holds
+        # nothing worth keeping: at most a config and a summary of a run that failed.
+        if not existed and not (run_dir / CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if not quiet:

@@ -19,7 +19,7 @@ from ppl_models.cli.demo import run_demo
 from ppl_models.cli.fitting import add_common_fit_arguments, run_fit
 from ppl_models.device import resolve_device
 from ppl_models.errors import TrainingError, UsageError
-from ppl_models.io.run_dir import read_config, writing_run
+from ppl_models.io.run_dir import CHECKPOINT, read_config, writing_run
 from ppl_models.registry import ModelSpec, get_model, list_models
 from ppl_models.seeding import caller_rng_kept
 
@@ -134,12 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ppl-models: training stopped: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        # Only a fit of a model that can resume has something to continue.
+        # Only a fit of a model that can resume, with a checkpoint written, has
+        # something to continue.
         can_resume = getattr(args, "resume", None) is not None
         hint = (
-            f": the checkpoint in {args.out} holds the last finished epoch; continue "
-            "with --resume"
-            if can_resume
+            f": the checkpoint in {args.out} holds the last finished epoch or step; "
+            "continue with --resume"
+            if can_resume and (args.out / CHECKPOINT).is_file()
             else ""
         )
         print(f"ppl-models: interrupted{hint}", file=sys.stderr)

@@ -76,9 +76,9 @@ def nonfinite_sites(
 
 
 def nonfinite_parameters(module: torch.nn.Module) -> list[str]:
-    """Names of ``module``'s parameters holding a NaN or an infinity."""
-    return [
-        name
-        for name, value in module.named_parameters()
-        if not torch.isfinite(value).all()
-    ]
+    """Names of ``module``'s parameters holding a NaN or an infinity (one host read)."""
+    named = list(module.named_parameters())
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(value).all() for _, value in named]).tolist()
+    return [name for (name, _), ok in zip(named, finite, strict=True) if not ok]

@@ -16,11 +16,9 @@ from pyro import poutine
 from pyro.infer import ELBO
 from pyro.infer.elbo import ELBOModule
 
-from ppl_models.errors import NumericalError
 from ppl_models.inference.compiled import CompiledObjective
-from ppl_models.inference.guard import NonFiniteWatch, nonfinite_parameters
+from ppl_models.inference.guard import NonFiniteWatch
 from ppl_models.inference.params import ensure_local_state, local_params
-from ppl_models.inference.progress import LossProgress
 
 
 def make_objective(
@@ -117,57 +115,3 @@ def svi_step(
             watch.observe(loss.detach(), norm)
     optimizer.step()
     return loss.detach()
-
-
-def run_svi(
-    objective: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    steps: int,
-    *args: Any,
-    desc: str = "svi",
-    progress: bool | None = None,
-    check_every: int = 100,
-) -> torch.Tensor:
-    """Take ``steps`` full-batch SVI steps on ``args``.
-
-    A :class:`~ppl_models.inference.guard.NonFiniteWatch` sees every step's loss and
-    gradient norm on the device; the host reads it every ``check_every`` steps and
-    after the last.
-
-    :returns: the loss before each step, (steps,), on the objective's device.
-    :raises NumericalError: naming the first step whose loss or gradient was NaN or
-        infinite, and the parameters that are no longer finite.
-    """
-    losses = None
-    watch = NonFiniteWatch(next(objective.parameters()).device, check_every)
-    # No per-step argument validation (a host sync each); inputs are checked once.
-    with (
-        # Without a terminal, ten log lines in all (each a host read).
-        LossProgress(
-            steps, desc, enabled=progress, log_every=max(1, steps // 10)
-        ) as bar,
-        pyro.validation_enabled(False),
-    ):
-        for step in range(steps):
-            loss = svi_step(objective, optimizer, *args, watch=watch)
-            if losses is None:
-                losses = loss.new_empty(steps)
-            losses[step] = loss
-            bar.update(loss)
-            _stop_if_nonfinite(watch, objective, steps, force=step == steps - 1)
-    return losses
-
-
-def _stop_if_nonfinite(
-    watch: NonFiniteWatch, objective: torch.nn.Module, steps: int, force: bool
-) -> None:
-    step = watch.first_bad_step(force=force)
-    if step is None:
-        return
-    params = nonfinite_parameters(objective)
-    raise NumericalError(
-        f"the loss or its gradient became NaN or infinite at step {step} of {steps}; "
-        f"non-finite parameters: {', '.join(params[:5]) or 'none'}"
-        f"{' ...' if len(params) > 5 else ''}; try a lower learning rate, or data "
-        "on a smaller scale"
-    )

@@ -200,18 +200,27 @@ def test_without_a_terminal_progress_is_one_line_per_epoch_and_metrics_csv(
     assert f"loss {float(rows[50].split(',')[1]):.6g}," in lines[-1]
 
 
-def test_an_interrupt_hints_at_resume_only_where_the_model_can_resume(
+def test_an_interrupt_hints_at_resume_only_where_a_checkpoint_was_written(
     capsys, tmp_path, monkeypatch
 ):
     cli_main = importlib.import_module("ppl_models.cli.main")  # the package's
     # `main` attribute is the function, not the module
 
-    def interrupted(*args, **kwargs):
+    def interrupted_after_a_checkpoint(spec, args, *more):
+        args.out.mkdir(parents=True)
+        (args.out / "checkpoint.pt").write_bytes(b"")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_main, "run_fit", interrupted)
-    status, _, err = run_cli(capsys, *VAE, "--out", tmp_path / "vae")
-    assert status == 130
-    assert f"the checkpoint in {tmp_path / 'vae'}" in err and "--resume" in err
-    status, _, err = run_cli(capsys, *PPCA, "--out", tmp_path / "ppca")
-    assert status == 130 and err.strip() == "ppl-models: interrupted"
+    def interrupted_before_one(spec, args, *more):
+        raise KeyboardInterrupt
+
+    for model in (VAE, PPCA):
+        out = tmp_path / model[1]
+        monkeypatch.setattr(cli_main, "run_fit", interrupted_after_a_checkpoint)
+        status, _, err = run_cli(capsys, *model, "--out", out)
+        assert status == 130
+        assert f"the checkpoint in {out} holds the last finished epoch or step" in err
+        assert err.strip().endswith("continue with --resume")
+        monkeypatch.setattr(cli_main, "run_fit", interrupted_before_one)
+        status, _, err = run_cli(capsys, *model, "--out", tmp_path / "none")
+        assert status == 130 and err.strip() == "ppl-models: interrupted"

@@ -60,8 +60,11 @@ def ppca_reads(device, steps: int, check_every: int = 100) -> list[str]:
 
 def test_ppca_fits_read_only_the_nan_watch_every_check_every_steps(device):
     watch = "__int__ (ppl_models.inference.guard)"
-    once = [f"map: {watch}", f"meanfield: {watch}"]
-    # After the last step only, however many steps there were...
+    # After the last step: the watch, and whether every parameter is finite.
+    end = [watch, "tolist (ppl_models.inference.guard)"]
+    once = [f"{fit}: {read}" for fit in ("map", "meanfield") for read in end]
     assert ppca_reads(device, 3) == ppca_reads(device, 30) == once
-    # ...and every check_every steps: steps 10, 20 and 30 (the last).
-    assert ppca_reads(device, 30, check_every=10) == [r for r in once for _ in "123"]
+    # Every check_every steps as well: steps 10 and 20, then the end at 30.
+    checks = [f"{fit}: {read}" for fit in ("map", "meanfield")
+              for read in [watch, watch, *end]]  # fmt: skip
+    assert ppca_reads(device, 30, check_every=10) == checks

@@ -40,6 +40,8 @@ MEANFIELD_ARGS = dict(
     ppc_samples=8,
     seed=11,
     compile=None,
+    checkpoint_every=4,
+    resume=False,
 )
 
 
@@ -276,7 +278,11 @@ def test_load_fit_rebuilds_the_fitted_model_and_guide(meanfield_run):
         "losses",
         "fit_seconds",
         "w_true",
+        "step",
+        "optimizer_state",
+        "rng",
     }
+    assert record["step"] == 10 and record["optimizer_state"]["state"]
 
 
 def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypatch):

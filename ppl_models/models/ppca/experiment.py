@@ -11,8 +11,9 @@ import pyro
 import torch
 
 from ppl_models.data.arrays import load_array_file
+from ppl_models.errors import UsageError
 from ppl_models.inference import initialize_guide
-from ppl_models.io.checkpoint import load_checkpoint, load_state, save_checkpoint
+from ppl_models.io.checkpoint import load_checkpoint, load_state
 from ppl_models.io.run_dir import (
     CHECKPOINT,
     read_config,
@@ -21,11 +22,13 @@ from ppl_models.io.run_dir import (
     write_summary,
     write_table,
 )
+from ppl_models.models.ppca.checkpoint import resumed_steps
 from ppl_models.models.ppca.fit import INFERENCE_METHODS, PPCAFit, fit_ppca, make_elbo
 from ppl_models.models.ppca.model import PPCA, make_guide
 from ppl_models.plots import plot_loss_trace, plot_ppc, plot_replay_scatter, save_figure
 from ppl_models.registry import ModelSpec, SmokeCase, register_model
 from ppl_models.seeding import caller_rng_kept, derived_seed
+from ppl_models.validation import as_data_matrix
 
 
 @register_model
@@ -62,7 +65,20 @@ class PPCASpec(ModelSpec):
         add("--data-dim", type=int, default=2, help="D, when simulating")
         add("--latent-dim", type=int, default=1, help="K, the principal axes")
         add("--noise-scale", type=float, default=0.5, help="sigma, the known noise sd")
-        add("--steps", type=int, default=1000, help="full-batch SVI steps")
+        add(
+            "--steps",
+            type=int,
+            default=1000,
+            help="full-batch SVI steps in all, resumed ones too",
+        )
+        add(
+            "--checkpoint-every",
+            type=int,
+            default=500,
+            help="steps between checkpoints (one is also written after the last "
+            "step and on Ctrl-C)",
+        )
+        add("--resume", action="store_true", help="continue the run in --out")
         add("--lr", type=float, default=0.05, help="Adam's learning rate")
         add(
             "--ppc-samples",
@@ -75,52 +91,43 @@ class PPCASpec(ModelSpec):
     def fit_run(
         cls, args: argparse.Namespace, run_dir: Path, device: torch.device
     ) -> dict[str, Any]:
-        data = load_array_file(args.data) if args.data is not None else None
+        config, record, data = _run_settings(cls.name, args, run_dir, device)
+        config["steps"] = args.steps
+        # Written first, so a checkpoint on disk always has its config beside it.
+        write_config(run_dir, config)
         fit = fit_ppca(
             data,
-            inference=args.inference,
-            num_datapoints=args.num_datapoints,
-            data_dim=args.data_dim,
-            latent_dim=args.latent_dim,
-            noise_scale=args.noise_scale,
+            inference=config["inference"],
+            num_datapoints=config["num_datapoints"],
+            data_dim=config["data_dim"],
+            latent_dim=config["latent_dim"],
+            noise_scale=config["noise_scale"],
             steps=args.steps,
-            lr=args.lr,
-            seed=args.seed,
+            lr=config["lr"],
+            seed=config["seed"],
             device=device,
             compile=args.compile,
+            checkpoint_path=run_dir / CHECKPOINT,
+            checkpoint_every=args.checkpoint_every,
+            resume_from=record,
         )
-        config = {
-            "model": cls.name,
-            "inference": args.inference,
-            "data": str(args.data) if args.data is not None else None,
-            "num_datapoints": fit.num_datapoints,
-            "data_dim": fit.model.data_dim,
-            "latent_dim": fit.model.latent_dim,
-            "noise_scale": float(fit.model.noise_scale),
-            "steps": args.steps,
-            "lr": args.lr,
-            "seed": args.seed,
-            "ppc_samples": args.ppc_samples,
-        }
-        write_config(run_dir, config)
-        save_fit(run_dir / CHECKPOINT, fit)
         losses = fit.losses.tolist()
         write_table(
             run_dir,
             "metrics.csv",
             {"step": list(range(1, len(losses) + 1)), "loss": losses},
         )
-        title = f"PPCA, {args.inference}: loss trace"
+        title = f"PPCA, {fit.inference}: loss trace"
         save_figure(
-            plot_loss_trace({args.inference: losses}, title=title), run_dir / "loss.png"
+            plot_loss_trace({fit.inference: losses}, title=title), run_dir / "loss.png"
         )
         summary = {
             "model": cls.name,
-            "inference": args.inference,
+            "inference": fit.inference,
             "device": str(device),
             "compile": args.compile,
-            "seed": args.seed,
-            "steps": args.steps,
+            "seed": config["seed"],
+            "steps": len(losses),
             "initial_loss": losses[0],
             "final_loss": losses[-1],
             "w": fit.w.tolist(),
@@ -133,7 +140,7 @@ class PPCASpec(ModelSpec):
         if fit.w_scale is not None:
             summary["w_scale"] = fit.w_scale.tolist()
         write_summary(run_dir, summary)
-        return criticize_fit(fit, run_dir, args.ppc_samples, args.seed)
+        return criticize_fit(fit, run_dir, config["ppc_samples"], config["seed"])
 
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
@@ -173,6 +180,41 @@ class PPCASpec(ModelSpec):
             )
 
 
+def _run_settings(
+    name: str, args: argparse.Namespace, run_dir: Path, device: torch.device
+) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
+    """The run's config, the checkpoint to resume from (``--resume``) and the data.
+
+    A resumed run takes its settings from its ``config.json``; only ``--steps`` (in
+    all), ``--checkpoint-every`` and ``--compile`` are new. The command line has
+    already refused to replace a run without ``--overwrite``.
+    """
+    if args.resume:
+        checkpoint = run_dir / CHECKPOINT
+        if not checkpoint.is_file():
+            raise UsageError(f"--resume: {run_dir} holds no checkpoint to resume")
+        config = read_config(run_dir)
+        record = load_checkpoint(checkpoint, "ppca", device)
+        resumed_steps(record, args.steps)  # refused before any file is written
+        return config, record, None
+    data = load_array_file(args.data) if args.data is not None else None
+    data_dim = args.data_dim if data is None else as_data_matrix(data, "data").shape[1]
+    config = {
+        "model": name,
+        "inference": args.inference,
+        "data": str(args.data) if args.data is not None else None,
+        "num_datapoints": args.num_datapoints if data is None else len(data),
+        "data_dim": data_dim,
+        "latent_dim": args.latent_dim,
+        "noise_scale": args.noise_scale,
+        "steps": args.steps,
+        "lr": args.lr,
+        "seed": args.seed,
+        "ppc_samples": args.ppc_samples,
+    }
+    return config, None, data
+
+
 def criticize_fit(
     fit: PPCAFit, run_dir: Path, ppc_samples: int, seed: int
 ) -> dict[str, Any]:
@@ -202,20 +244,6 @@ def criticize_fit(
         replay_cov_rel_error=fit.replay_cov_rel_error(generated),
         ppc={name: check.as_dict() for name, check in checks.items()},
     )
-
-
-def save_fit(path: Path, fit: PPCAFit) -> None:
-    """Checkpoint a fit: guide parameters, the data, the true axes if known."""
-    payload = {
-        "model_state": fit.model.state_dict(),
-        "guide_state": fit.guide.state_dict(),
-        "x": fit.x.cpu(),
-        "losses": fit.losses.cpu(),
-        "fit_seconds": fit.fit_seconds,
-    }
-    if fit.w_true is not None:
-        payload["w_true"] = fit.w_true.cpu()
-    save_checkpoint(path, "ppca", payload)
 
 
 def load_fit(path: Path, config: dict[str, Any], device: torch.device) -> PPCAFit:

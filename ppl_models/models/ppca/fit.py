@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyro
@@ -18,9 +20,16 @@ from ppl_models.criticism import (
     replicate,
 )
 from ppl_models.device import resolve_device
-from ppl_models.inference import make_objective, run_svi
+from ppl_models.inference import make_objective, train_steps
 from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
+from ppl_models.inference.trainer import rng_state
+from ppl_models.io.checkpoint import save_checkpoint
+from ppl_models.models.ppca.checkpoint import (
+    checkpoint_payload,
+    restore,
+    resumed_steps,
+)
 from ppl_models.models.ppca.model import (
     PPCA,
     closed_form_w,
@@ -148,15 +157,24 @@ def fit_ppca(
     device: str | torch.device = "auto",
     progress: bool | None = None,
     compile: str | None = None,
+    checkpoint_path: Path | None = None,
+    checkpoint_every: int | None = None,
+    resume_from: dict[str, Any] | None = None,
 ) -> PPCAFit:
     """Fit probabilistic PCA by MAP or mean-field VI.
 
     :param data: observations (N, data_dim); ``None`` simulates ``num_datapoints``
         points of ``data_dim`` dimensions from the model's prior predictive.
     :param inference: ``"map"`` or ``"meanfield"``.
+    :param steps: SVI steps in all, those of a resumed checkpoint included.
     :param seed: fixes simulation, initialisation and the ELBO's draws.
     :param compile: a :func:`torch.compile` mode to trace and compile the ELBO
         with (pays for itself on long fits); ``None`` runs it through Pyro.
+    :param checkpoint_path: write a checkpoint there every ``checkpoint_every``
+        steps, after the last step, and on Ctrl-C.
+    :param resume_from: a checkpoint record (``load_checkpoint(path, "ppca")``) to go
+        on from: its data, parameters, optimizer state and random state, so the fit
+        ends exactly as one of ``steps`` steps straight would.
     :returns: a :class:`PPCAFit`.
 
     >>> fit = fit_ppca(num_datapoints=200, steps=50, device="cpu", progress=False)
@@ -167,8 +185,11 @@ def fit_ppca(
     check_positive_int("steps", steps)
     check_positive_float("lr", lr)
     check_compile_mode(compile)
+    if checkpoint_every is not None:
+        check_positive_int("checkpoint_every", checkpoint_every)
+    done = resumed_steps(resume_from, steps)
     device = resolve_device(device)
-    if data is not None:
+    if data is not None and resume_from is None:
         x_nd = as_data_matrix(data, "data")
         data_dim = x_nd.shape[1]
     # Seeded, yet the caller's generators are as they were after the fit.
@@ -176,7 +197,11 @@ def fit_ppca(
         pyro.set_rng_seed(seed)
         model = PPCA(data_dim, latent_dim, noise_scale).to(device)
         w_true = None
-        if data is None:
+        if resume_from is not None:
+            x = resume_from["x"].to(device)
+            if resume_from.get("w_true") is not None:
+                w_true = resume_from["w_true"].to(device)
+        elif data is None:
             x, w_true, _ = simulate(
                 model, check_positive_int("num_datapoints", num_datapoints)
             )
@@ -187,17 +212,45 @@ def fit_ppca(
             model, guide, make_elbo(inference), x, compile=compile
         )
         optimizer = torch.optim.Adam(objective.parameters(), lr=lr)
+        previous, seconds = x.new_empty(0), 0.0
+        if resume_from is not None:
+            previous, seconds = restore(model, guide, optimizer, resume_from)
+            previous = previous.to(device)
         start = time.perf_counter()
-        losses = run_svi(
-            objective, optimizer, steps, x, desc=f"ppca {inference}", progress=progress
+        saved_seconds = []  # of the last checkpoint, which the fit then reports
+
+        def save(step: int, losses: torch.Tensor) -> None:
+            fit = PPCAFit(
+                model, guide, inference, x, torch.cat([previous, losses]), w_true
+            )
+            fit.fit_seconds = seconds + time.perf_counter() - start
+            saved_seconds.append(fit.fit_seconds)
+            state = {"step": step, "optimizer_state": optimizer.state_dict()}
+            save_checkpoint(
+                checkpoint_path,
+                "ppca",
+                checkpoint_payload(fit, rng=rng_state(), **state),
+            )
+
+        losses = train_steps(
+            objective,
+            optimizer,
+            lambda: (x,),
+            steps,
+            first_step=done + 1,
+            save=save if checkpoint_path is not None else None,
+            checkpoint_every=checkpoint_every,
+            desc=f"ppca {inference}",
+            progress=progress,
         )
     losses[-1].item()  # waits for the device, so the time below is the real one
+    elapsed = seconds + time.perf_counter() - start
     return PPCAFit(
         model=model,
         guide=guide,
         inference=inference,
         x=x,
-        losses=losses,
+        losses=torch.cat([previous, losses]),
         w_true=w_true,
-        fit_seconds=time.perf_counter() - start,
+        fit_seconds=saved_seconds[-1] if saved_seconds else elapsed,
     )

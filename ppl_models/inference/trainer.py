@@ -1,0 +1,190 @@
+"""One SVI training loop: steps on the device, the NaN watch, checkpoints, Ctrl-C.
+
+:func:`train_steps` takes SVI steps up to a total, keeping every loss on the device.
+What a model saves is its own business: the loop calls ``save(step, losses)`` every
+``checkpoint_every`` steps, after the last step and when Ctrl-C stops it, and each
+time checks first that the losses, gradients and parameters are finite, so a
+checkpoint never holds a state that a bad step ruined. Ctrl-C is held until the step
+under way has finished, so the state saved is the state after a whole step and a
+resumed run continues exactly (:func:`rng_state` and :func:`set_rng_state` carry the
+generators, CUDA's included, which ``pyro.get_rng_state`` leaves out).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyro
+import torch
+
+from ppl_models.errors import NumericalError, ResourceError
+from ppl_models.inference.guard import NonFiniteWatch, nonfinite_parameters
+from ppl_models.inference.progress import LossProgress
+from ppl_models.inference.svi import svi_step
+
+Save = Callable[[int, torch.Tensor], None]
+
+
+def rng_state() -> dict[str, Any]:
+    """torch's CPU generator and, where CUDA is present, every CUDA generator."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (CUDA's part where CUDA is present)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+@contextmanager
+def held_interrupts() -> Iterator[Callable[[], bool]]:
+    """Hold Ctrl-C (SIGINT) during the block: the yielded function says whether one
+    came, and the loop stops at a step boundary. A second Ctrl-C interrupts at once.
+    Outside the main thread, where Python delivers no signals, it holds nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def hold(signum: int, frame: Any) -> None:
+        received.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_steps(
+    objective: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Callable[[], tuple[Any, ...]],
+    steps: int,
+    *,
+    first_step: int = 1,
+    save: Save | None = None,
+    checkpoint_every: int | None = None,
+    max_grad_norm: float | None = None,
+    check_every: int = 100,
+    desc: str = "svi",
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """Take SVI steps ``first_step`` .. ``steps`` (counted from 1 over a whole run,
+    resumed parts included) on the arguments ``batch()`` gives for each step.
+
+    :param save: called as ``save(step, losses)`` with the last step taken and this
+        call's losses so far; every ``checkpoint_every`` steps, after the last step,
+        and on Ctrl-C, after which KeyboardInterrupt is raised again.
+    :param check_every: read the NaN watch on the host every this many steps.
+    :returns: the loss before each step taken, (steps - first_step + 1,), on the
+        objective's device.
+    :raises NumericalError: at the first step whose loss or gradient was not finite,
+        or before a save if a parameter is not finite.
+    :raises ResourceError: if the device runs out of memory.
+    """
+    count = steps - first_step + 1
+    device = next(objective.parameters()).device
+    losses = torch.empty(max(count, 0), device=device)
+    watch = NonFiniteWatch(device, check_every, first_step)
+    step = first_step - 1
+    saved = step
+
+    def checkpoint() -> None:
+        nonlocal saved
+        _stop_if_nonfinite(watch, objective, steps, force=True)
+        if save is not None and saved != step:
+            save(step, losses[: step - first_step + 1])
+            saved = step
+
+    # Pyro's validation reads the host at every distribution; inputs were checked
+    # once, before the first step (see make_objective).
+    with (
+        LossProgress(
+            count, desc, enabled=progress, log_every=max(1, count // 10)
+        ) as bar,
+        pyro.validation_enabled(False),
+        held_interrupts() as interrupted,
+    ):
+        try:
+            for step in range(first_step, steps + 1):
+                loss = svi_step(
+                    objective,
+                    optimizer,
+                    *batch(),
+                    max_grad_norm=max_grad_norm,
+                    watch=watch,
+                )
+                losses[step - first_step] = loss
+                bar.update(loss)
+                if step < steps:  # the last step is checked before the last save
+                    _stop_if_nonfinite(watch, objective, steps)
+                if interrupted():
+                    checkpoint()
+                    raise KeyboardInterrupt
+                if checkpoint_every and step % checkpoint_every == 0:
+                    checkpoint()
+            checkpoint()
+        except torch.OutOfMemoryError:
+            raise ResourceError(
+                f"the device ran out of memory at step {step + 1} of {steps}: try "
+                "less data per step"
+            ) from None
+    return losses
+
+
+def _stop_if_nonfinite(
+    watch: NonFiniteWatch,
+    objective: torch.nn.Module,
+    steps: int,
+    force: bool = False,
+) -> None:
+    step = watch.first_bad_step(force=force)
+    params = nonfinite_parameters(objective) if force or step is not None else []
+    if step is None and not params:
+        return
+    where = f"at step {step} of {steps}" if step is not None else "after a step"
+    raise NumericalError(
+        f"the loss or its gradient became NaN or infinite {where}; non-finite "
+        f"parameters: {', '.join(params[:5]) or 'none'}"
+        f"{' ...' if len(params) > 5 else ''}; try a lower learning rate, or data "
+        "on a smaller scale"
+    )
+
+
+def run_svi(
+    objective: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    *args: Any,
+    desc: str = "svi",
+    progress: bool | None = None,
+    check_every: int = 100,
+) -> torch.Tensor:
+    """Take ``steps`` full-batch SVI steps on ``args`` (:func:`train_steps` with the
+    same arguments at every step and nothing saved).
+
+    :returns: the loss before each step, (steps,), on the objective's device.
+    :raises NumericalError: at the first step whose loss or gradient was NaN or
+        infinite, naming the parameters that are no longer finite.
+    """
+    return train_steps(
+        objective,
+        optimizer,
+        lambda: args,
+        steps,
+        check_every=check_every,
+        desc=desc,
+        progress=progress,
+    )

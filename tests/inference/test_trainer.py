@@ -1,0 +1,118 @@
+"""The shared training loop: checkpoints on schedule, Ctrl-C held to a step's end,
+no save of a state that is not finite."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import torch
+
+from ppl_models.errors import NumericalError
+from ppl_models.inference import make_objective, train_steps
+from ppl_models.models.ppca import PPCA, make_elbo, make_guide
+
+
+def ppca_objective(seed: int = 0):
+    torch.manual_seed(seed)
+    model = PPCA(3, 1)
+    guide = make_guide(model, "meanfield")
+    x = torch.randn(3, 40)
+    objective = make_objective(model, guide, make_elbo("meanfield"), x)
+    optimizer = torch.optim.Adam(objective.parameters(), lr=0.05)
+    return objective, optimizer, x
+
+
+def interrupt_at(objective, calls: int, times: int = 1) -> None:
+    """Send this process Ctrl-C (``times`` over) during the objective's
+    ``calls``-th training call, before its backward pass and optimizer step."""
+    seen = [0]
+
+    def hook(module, args):
+        if torch.is_grad_enabled():
+            seen[0] += 1
+            if seen[0] == calls:
+                for _ in range(times):
+                    signal.raise_signal(signal.SIGINT)
+
+    objective.register_forward_pre_hook(hook)
+
+
+def test_saves_every_checkpoint_every_steps_and_after_the_last():
+    objective, optimizer, x = ppca_objective()
+    saves = []
+    losses = train_steps(
+        objective, optimizer, lambda: (x,), 10, checkpoint_every=4,
+        save=lambda step, so_far: saves.append((step, so_far.clone())),
+        progress=False,
+    )  # fmt: skip
+    assert [step for step, _ in saves] == [4, 8, 10]
+    for step, so_far in saves:
+        assert torch.equal(so_far, losses[:step])
+
+
+def test_a_resumed_loop_counts_its_steps_from_where_it_left_off():
+    objective, optimizer, x = ppca_objective()
+    saves = []
+    losses = train_steps(
+        objective, optimizer, lambda: (x,), 10, first_step=7, checkpoint_every=4,
+        save=lambda step, so_far: saves.append((step, len(so_far))),
+        progress=False,
+    )  # fmt: skip
+    assert losses.shape == (4,)
+    assert saves == [(8, 2), (10, 4)]
+
+
+def test_ctrl_c_is_held_until_the_step_has_finished_then_the_state_is_saved():
+    objective, optimizer, x = ppca_objective()
+    saves = []
+    interrupt_at(objective, 3)
+    torch.manual_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        train_steps(
+            objective, optimizer, lambda: (x,), 10, checkpoint_every=100,
+            save=lambda step, so_far: saves.append(step), progress=False,
+        )  # fmt: skip
+    assert saves == [3]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # The state is that of three whole steps: the interrupted one was finished.
+    twin, twin_optimizer, _ = ppca_objective()
+    torch.manual_seed(1)
+    train_steps(twin, twin_optimizer, lambda: (x,), 3, progress=False)
+    interrupted = objective.state_dict()
+    for name, value in twin.state_dict().items():
+        assert torch.equal(value, interrupted[name]), name
+
+
+def test_a_second_ctrl_c_interrupts_at_once_without_a_save():
+    objective, optimizer, x = ppca_objective()
+    saves = []
+    interrupt_at(objective, 2, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_steps(
+            objective, optimizer, lambda: (x,), 10,
+            save=lambda step, so_far: saves.append(step), progress=False,
+        )  # fmt: skip
+    assert saves == []
+
+
+def test_a_state_that_is_not_finite_is_never_saved(monkeypatch):
+    objective, optimizer, x = ppca_objective()
+    original_step = optimizer.step
+    calls = [0]
+
+    def step_then_spoil(*args, **kwargs):
+        original_step(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == 2:
+            with torch.no_grad():
+                next(objective.parameters())[0] = float("nan")
+
+    monkeypatch.setattr(optimizer, "step", step_then_spoil)
+    saves = []
+    with pytest.raises(NumericalError, match="non-finite parameters: guide.locs"):
+        train_steps(
+            objective, optimizer, lambda: (x,), 10, checkpoint_every=2,
+            save=lambda step, so_far: saves.append(step), progress=False,
+        )  # fmt: skip
+    assert saves == []

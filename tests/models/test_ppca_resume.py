@@ -1,0 +1,106 @@
+"""PPCA runs resume exactly: 30 steps, then on to 60 with ``--resume``, end as 60
+steps straight do, to the bit; so does a run stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import torch
+
+from ppl_models.cli import main
+from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
+from ppl_models.models.ppca import experiment
+from tests.conftest import assert_same_parameters
+
+SMALL = ["--num-datapoints", "200", "--data-dim", "3", "--ppc-samples", "10",
+         "--device", "cpu"]  # fmt: skip
+
+
+def fit(capsys, out, *extra) -> tuple[int, str]:
+    status = main(["fit", "ppca", *SMALL, "--out", str(out), *map(str, extra)])
+    return status, capsys.readouterr().err
+
+
+def assert_same_run(a, b) -> None:
+    first, second = (load_checkpoint(d / "checkpoint.pt", "ppca") for d in (a, b))
+    assert_same_parameters(first["model_state"], second["model_state"])
+    assert_same_parameters(first["guide_state"], second["guide_state"])
+    assert torch.equal(first["losses"], second["losses"])
+    assert first["step"] == second["step"]
+    assert_same_parameters(
+        first["optimizer_state"]["state"][0], second["optimizer_state"]["state"][0]
+    )
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (a, b)]
+    for key in ("final_loss", "w", "axis_cosine_closed_form", "ppc", "steps"):
+        assert summaries[0][key] == summaries[1][key], key
+
+
+@pytest.mark.parametrize("inference", ["map", "meanfield"])
+def test_a_resumed_run_ends_as_the_straight_run_does(inference, capsys, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert fit(capsys, a, "--inference", inference, "--steps", 30)[0] == 0
+    assert fit(capsys, a, "--steps", 60, "--resume")[0] == 0
+    assert fit(capsys, b, "--inference", inference, "--steps", 60)[0] == 0
+    assert_same_run(a, b)
+    assert json.loads((a / "config.json").read_text())["steps"] == 60
+    assert len((a / "metrics.csv").read_text().splitlines()) == 1 + 60
+
+
+def test_ctrl_c_saves_the_last_whole_step_and_resume_is_exact(
+    capsys, tmp_path, monkeypatch
+):
+    a, b = tmp_path / "a", tmp_path / "b"
+    real_fit = experiment.fit_ppca
+
+    def fit_interrupted_at_step_17(*args, **kwargs):
+        calls = [0]
+        original = torch.optim.Adam.step
+
+        def step(self, *a, **k):
+            calls[0] += 1
+            if calls[0] == 17:
+                signal.raise_signal(signal.SIGINT)  # mid-step, before the update
+            return original(self, *a, **k)
+
+        monkeypatch.setattr(torch.optim.Adam, "step", step)
+        try:
+            return real_fit(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(torch.optim.Adam, "step", original)
+
+    monkeypatch.setattr(experiment, "fit_ppca", fit_interrupted_at_step_17)
+    status, err = fit(capsys, a, "--inference", "meanfield", "--steps", 60)
+    assert status == 130 and "continue with --resume" in err
+    assert load_checkpoint(a / "checkpoint.pt", "ppca")["step"] == 17
+    monkeypatch.setattr(experiment, "fit_ppca", real_fit)
+    assert fit(capsys, a, "--steps", 60, "--resume")[0] == 0
+    assert fit(capsys, b, "--inference", "meanfield", "--steps", 60)[0] == 0
+    assert_same_run(a, b)
+
+
+def test_resume_is_refused_without_a_checkpoint_or_without_more_steps(capsys, tmp_path):
+    status, err = fit(capsys, tmp_path / "none", "--resume")
+    assert status == 2 and "holds no checkpoint to resume" in err
+    run = tmp_path / "run"
+    assert fit(capsys, run, "--steps", 30)[0] == 0
+    config = (run / "config.json").read_text()
+    status, err = fit(capsys, run, "--steps", 30, "--resume")
+    assert status == 2
+    assert "steps=30, but the checkpoint has 30 steps already" in err
+    assert (run / "config.json").read_text() == config
+
+
+def test_a_checkpoint_from_before_resume_existed_is_refused_by_name(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert fit(capsys, run, "--steps", 30)[0] == 0
+    record = load_checkpoint(run / "checkpoint.pt", "ppca")
+    old = {
+        k: v
+        for k, v in record.items()
+        if k not in ("step", "optimizer_state", "rng", "format", "model")
+    }
+    save_checkpoint(run / "checkpoint.pt", "ppca", old)
+    status, err = fit(capsys, run, "--steps", 60, "--resume")
+    assert status == 2 and "holds no optimizer and random state" in err
