@@ -59,19 +59,17 @@ def _images(vae: VAE, x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return x.to(vae.device)
 
 
-@local_params()
 def sample_images(vae: VAE, num_images: int) -> torch.Tensor:
     """Images decoded from prior draws, through the model itself.
 
     :returns: (num_images, P): the mean of ``p(x | z)`` for ``z ~ p(z)``.
     """
     check_positive_int("num_images", num_images)
-    with torch.no_grad():
+    with torch.no_grad(), local_params():
         trace = poutine.trace(vae.model).get_trace(None, num_images)
     return _pixel_means(trace)
 
 
-@local_params()
 def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
     """Decode each image's guide draw ``z ~ q(z | x)`` through the model.
 
@@ -79,14 +77,13 @@ def reconstruct(vae: VAE, x: torch.Tensor) -> torch.Tensor:
     :returns: (B, P): the mean of ``p(x | z)``.
     """
     x = _images(vae, x)
-    with torch.no_grad():
+    with torch.no_grad(), local_params():
         trace = replay_guide(
             vae.model, vae.guide, model_args=(None, x.shape[0]), guide_args=(x,)
         )
     return _pixel_means(trace)
 
 
-@local_params()
 def latent_manifold(
     vae: VAE, grid_size: int = 20, quantiles: tuple[float, float] = (0.05, 0.95)
 ) -> torch.Tensor:
@@ -112,7 +109,7 @@ def latent_manifold(
             f"quantiles must satisfy 0 < low < high < 1, got {tuple(quantiles)!r}"
         )
     device = vae.device
-    with torch.no_grad():
+    with torch.no_grad(), local_params():
         levels = torch.linspace(low, high, grid_size, device=device)
         standard = torch.distributions.Normal(
             torch.zeros((), device=device), torch.ones((), device=device)
@@ -149,7 +146,6 @@ def _statistics(batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return ink.mean(), ink.std(), pixel_sum / count
 
 
-@local_params()
 def image_ppc(
     vae: VAE, x: torch.Tensor, num_replicates: int = 100, batch_size: int = 500
 ) -> tuple[dict[str, CheckResult], torch.Tensor]:
@@ -174,7 +170,7 @@ def image_ppc(
             f"image_ppc needs at least 2 images (an sd over images), got {x.shape[0]}"
         )
     device = vae.device
-    with torch.no_grad():
+    with torch.no_grad(), local_params():
         obs_mean, obs_sd, obs_pixels = _statistics(x.split(batch_size))
         rep_mean = torch.empty(num_replicates, device=device)
         rep_sd = torch.empty(num_replicates, device=device)

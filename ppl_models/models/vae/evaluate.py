@@ -28,7 +28,6 @@ from ppl_models.validation import check_positive_int
 MAX_ELEMENTS = 2**24
 
 
-@local_params()
 def log_weight_parts(
     vae: VAE, x: torch.Tensor, num_samples: int = 1
 ) -> dict[str, torch.Tensor]:
@@ -39,7 +38,11 @@ def log_weight_parts(
     :param x: images (B, P).
     :returns: three tensors of shape (num_samples, B).
     """
-    with torch.no_grad(), pyro.plate("samples", num_samples, dim=-2):
+    with (
+        torch.no_grad(),
+        pyro.plate("samples", num_samples, dim=-2),
+        local_params(),
+    ):
         guide_trace = poutine.trace(vae.guide).get_trace(x)
         replayed = poutine.replay(vae.model, trace=guide_trace)
         model_trace = poutine.trace(replayed).get_trace(x)

@@ -31,6 +31,7 @@ from ppl_models.inference.guard import (
 )
 from ppl_models.inference.params import local_params
 from ppl_models.inference.progress import LossProgress, logger
+from ppl_models.inference.trainer import rng_state, set_rng_state
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
 from ppl_models.models.vae.model import VAE, make_elbo
@@ -94,7 +95,6 @@ class History:
         return self.train_images / max(self.fit_seconds, 1e-9)
 
 
-@local_params()
 def train_vae(
     vae: VAE,
     data: ImageData,
@@ -209,7 +209,9 @@ def _stop_if_nonfinite(
         return
     # The sites are those that are non-finite now, on the batch at hand; by now the
     # parameters may have taken a NaN step too, so they are listed as well.
-    sites = nonfinite_sites(vae.model, vae.guide, x) or ["none on the current batch"]
+    with local_params():
+        sites = nonfinite_sites(vae.model, vae.guide, x)
+    sites = sites or ["none on the current batch"]
     params = nonfinite_parameters(vae) or ["none"]
     raise NumericalError(
         f"the loss or its gradient became NaN or infinite at step {step} "
@@ -264,17 +266,13 @@ def checkpoint_payload(
     :param copy: clone every tensor, so the payload stays as it is while training
         goes on.
     """
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        # pyro.get_rng_state leaves out the CUDA generators; keep them too.
-        rng["cuda"] = torch.cuda.get_rng_state_all()
     payload = {
         "config": vae.config.to_dict(),
         "vae_state": vae.state_dict(),
         "optimizer_state": optimizer.state_dict(),
         "epoch": history.epochs_done,
         "history": asdict(history),
-        "rng": rng,
+        "rng": rng_state(),  # the CUDA generators too
     }
     return copy_tensors(payload) if copy else payload
 
@@ -296,7 +294,5 @@ def restore(
     """Load a :func:`checkpoint_payload` into ``vae`` and ``optimizer``; set the RNG."""
     vae.load_state_dict(record["vae_state"])
     optimizer.load_state_dict(record["optimizer_state"])
-    torch.set_rng_state(record["rng"]["torch"].cpu())
-    if "cuda" in record["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in record["rng"]["cuda"]])
+    set_rng_state(record["rng"])
     return History(**record["history"])
