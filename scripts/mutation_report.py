@@ -13,6 +13,12 @@ that use its result through a module-scoped fixture): it counts as killed.
 The score is given twice: over every mutant, where one not run yet counts against
 it (a lower bound while a run is unfinished), and over the mutants run.
 
+A pass over part of the code can stand on an earlier, complete one: with ``--carry
+COMMIT --carry-file PATH`` (PATH a file whose every mutant a pass at COMMIT killed or
+explained), a mutant of PATH not run in this pass is counted "carried" (killed, or
+equivalent where MUTATION.md says so) if the source of its function is the same at
+COMMIT as now; a mutant of a function that changed since counts as not run.
+
     python scripts/mutation_report.py            # after `mutmut run`
     python scripts/mutation_report.py --markdown # the table for MUTATION.md
 """
@@ -20,8 +26,10 @@ it (a lower bound while a run is unfinished), and over the mutants run.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -52,6 +60,46 @@ def load_equivalents(record: Path) -> dict[str, str]:
     return {row.group(1): row.group(2) for row in rows if row}
 
 
+def function_sources(source: str) -> dict[str, str]:
+    """mutmut's name for each function and method of ``source`` (``x_f``,
+    ``xǁClassǁmethod``) -> its source text, decorators included.
+    """
+    tree = ast.parse(source)
+    found = {}
+
+    def text(node: ast.AST) -> str:
+        decorators = [ast.get_source_segment(source, d) for d in node.decorator_list]
+        return "\n".join([*map(str, decorators), ast.get_source_segment(source, node)])
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found[f"x_{node.name}"] = text(node)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    found[f"xǁ{node.name}ǁ{item.name}"] = text(item)
+    return found
+
+
+def unchanged_functions(path: str, commit: str) -> set[str]:
+    """mutmut's names of the functions of ``path`` whose source is the same at
+    ``commit`` as in the working tree."""
+    then = subprocess.run(
+        ["git", "show", f"{commit}:{path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    old, new = function_sources(then), function_sources((ROOT / path).read_text())
+    return {name for name, text in new.items() if old.get(name) == text}
+
+
+def function_of(mutant: str) -> str:
+    """``pkg.mod.x_f__mutmut_3`` -> ``x_f``."""
+    return mutant.rsplit(".", 1)[1].rsplit("__mutmut_", 1)[0]
+
+
 def classify(code: int | None) -> str:
     if code in KILLED:
         return "killed"
@@ -69,12 +117,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print the per-file table as Markdown"
     )
+    parser.add_argument("--carry", metavar="COMMIT", help="a complete earlier pass")
+    parser.add_argument(
+        "--carry-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file that the pass at --carry finished (repeat for more)",
+    )
     args = parser.parse_args(argv)
     results = load_results(args.mutants)
     if not results:
         print(f"no mutmut results under {args.mutants}: run `mutmut run` first")
         return 2
     equivalents = load_equivalents(args.record)
+    carried = {
+        path: unchanged_functions(path, args.carry)
+        for path in args.carry_file
+        if args.carry
+    }
 
     totals: Counter[str] = Counter()
     unexplained = []
@@ -83,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         counts: Counter[str] = Counter()
         for name, code in codes.items():
             verdict = classify(code)
+            if verdict == "not run" and function_of(name) in carried.get(path, ()):
+                verdict = "equivalent" if name in equivalents else "carried"
             if verdict == "survived" and equivalents.get(name, "").startswith(
                 "killed by"
             ):
@@ -90,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             elif verdict in ("survived", "no tests") and name in equivalents:
                 verdict = "equivalent"
             counts[verdict] += 1
-            if verdict not in ("killed", "equivalent"):
+            if verdict not in ("killed", "carried", "equivalent", "not run"):
                 unexplained.append((name, verdict))
         totals.update(counts)
         rows.append((path, counts))
@@ -104,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         scored = sum(counts.values()) - counts["equivalent"]
         if run_only:
             scored -= counts["not run"]
-        return f"{100 * counts['killed'] / scored:.1f}%" if scored else "-"
+        killed = counts["killed"] + counts["carried"]
+        return f"{100 * killed / scored:.1f}%" if scored else "-"
 
-    columns = ("killed", "survived", "no tests", "equivalent", "not run")
+    columns = ("killed", "carried", "survived", "no tests", "equivalent", "not run")
     if args.markdown:
         header = " | ".join(columns)
         print(f"| file | mutants | {header} | score | score of those run |")
@@ -124,12 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     if stale:
         print(f"\n{len(stale)} equivalent mutant(s) in {args.record.name} are gone:")
         print("\n".join(f"  {name}" for name in stale))
+    if totals["not run"]:
+        print(f"\n{totals['not run']} mutant(s) not run: the pass is not complete")
     if unexplained:
         print(f"\n{len(unexplained)} mutant(s) neither killed nor explained:")
         print("\n".join(f"  {name} ({verdict})" for name, verdict in unexplained))
         print("see each with `mutmut show NAME`")
-        return 1
-    return 0
+    return 1 if unexplained or totals["not run"] else 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,18 @@ def _empty_param_store() -> Iterator[None]:
     pyro.clear_param_store()
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt, as in a terminal, whatever the test
+    runner set (a mutation-testing worker ignores it); restored afterwards.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(scope="session")
 def device() -> torch.device:
     """The device the suite tests on."""

@@ -48,13 +48,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def held_interrupts() -> Iterator[Callable[[], bool]]:
     """Hold Ctrl-C (SIGINT) during the block: the yielded function says whether one
     came, and the loop stops at a step boundary. A second Ctrl-C interrupts at once.
-    Outside the main thread, where Python delivers no signals, it holds nothing.
+    It holds nothing outside the main thread, where Python delivers no signals, nor
+    where Ctrl-C is ignored (a background job).
     """
-    if threading.current_thread() is not threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if not main or previous is signal.SIG_IGN:
         yield lambda: False
         return
     received = []
-    previous = signal.getsignal(signal.SIGINT)
 
     def hold(signum: int, frame: Any) -> None:
         received.append(signum)

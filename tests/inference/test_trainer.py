@@ -63,7 +63,9 @@ def test_a_resumed_loop_counts_its_steps_from_where_it_left_off():
     assert saves == [(8, 2), (10, 4)]
 
 
-def test_ctrl_c_is_held_until_the_step_has_finished_then_the_state_is_saved():
+def test_ctrl_c_is_held_until_the_step_has_finished_then_the_state_is_saved(
+    ctrl_c_raises,
+):
     objective, optimizer, x = ppca_objective()
     saves = []
     interrupt_at(objective, 3)
@@ -84,7 +86,7 @@ def test_ctrl_c_is_held_until_the_step_has_finished_then_the_state_is_saved():
         assert torch.equal(value, interrupted[name]), name
 
 
-def test_a_second_ctrl_c_interrupts_at_once_without_a_save():
+def test_a_second_ctrl_c_interrupts_at_once_without_a_save(ctrl_c_raises):
     objective, optimizer, x = ppca_objective()
     saves = []
     interrupt_at(objective, 2, times=2)
@@ -116,3 +118,14 @@ def test_a_state_that_is_not_finite_is_never_saved(monkeypatch):
             save=lambda step, so_far: saves.append(step), progress=False,
         )  # fmt: skip
     assert saves == []
+
+
+def test_where_ctrl_c_is_ignored_nothing_is_held_or_changed():
+    objective, optimizer, x = ppca_objective()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        interrupt_at(objective, 2)
+        train_steps(objective, optimizer, lambda: (x,), 4, progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -49,7 +49,7 @@ def test_a_resumed_run_ends_as_the_straight_run_does(inference, capsys, tmp_path
 
 
 def test_ctrl_c_saves_the_last_whole_step_and_resume_is_exact(
-    capsys, tmp_path, monkeypatch
+    capsys, tmp_path, monkeypatch, ctrl_c_raises
 ):
     a, b = tmp_path / "a", tmp_path / "b"
     real_fit = experiment.fit_ppca
