@@ -13,14 +13,16 @@ that use its result through a module-scoped fixture): it counts as killed.
 The score is given twice: over every mutant, where one not run yet counts against
 it (a lower bound while a run is unfinished), and over the mutants run.
 
-A pass over part of the code can stand on an earlier, complete one: with ``--carry
-COMMIT --carry-file PATH`` (PATH a file whose every mutant a pass at COMMIT killed or
-explained), a mutant of PATH not run in this pass is counted "carried" (killed, or
-equivalent where MUTATION.md says so) if the source of its function is the same at
-COMMIT as now; a mutant of a function that changed since counts as not run.
+A pass over part of the code stands on earlier ones, recorded in
+``mutation-results.json``: each earlier pass's exit code per mutant, by the commit it
+ran on, and files that a pass finished in full (every mutant killed or explained).
+A mutant not run in this pass takes an earlier verdict ("carried") if the source of
+its function is the same at that pass's commit as now; a mutant of a function that
+changed since counts as not run. ``--save`` adds this pass's results to the file.
 
-    python scripts/mutation_report.py            # after `mutmut run`
-    python scripts/mutation_report.py --markdown # the table for MUTATION.md
+    python scripts/mutation_report.py                  # after `mutmut run`
+    python scripts/mutation_report.py --markdown       # the table for MUTATION.md
+    python scripts/mutation_report.py --save COMMIT    # record this pass, run at COMMIT
 """
 
 from __future__ import annotations
@@ -95,6 +97,52 @@ def unchanged_functions(path: str, commit: str) -> set[str]:
     return {name for name, text in new.items() if old.get(name) == text}
 
 
+def save_pass(
+    path: Path, earlier: dict, commit: str, results: dict[str, dict[str, int | None]]
+) -> dict:
+    """Add the exit codes of the mutants run in this pass, at ``commit``, to the
+    file of earlier passes; return its new content."""
+    codes = {
+        name: code
+        for file_codes in results.values()
+        for name, code in file_codes.items()
+        if code is not None
+    }
+    passes = {**earlier.get("passes", {}), commit: codes}
+    updated = {**earlier, "passes": passes}
+    path.write_text(json.dumps(updated, indent=0, sort_keys=True) + "\n")
+    return updated
+
+
+def carried_codes(
+    earlier: dict, results: dict[str, dict[str, int | None]]
+) -> dict[str, int]:
+    """Mutant -> exit code from an earlier pass, for the mutants of functions whose
+    source has not changed since that pass. A file an earlier pass finished in full
+    carries "killed" (code 1) for every mutant of its unchanged functions: those it
+    did not kill are listed in MUTATION.md as equivalent."""
+    carried: dict[str, int] = {}
+    unchanged: dict[tuple[str, str], set[str]] = {}
+
+    def same(path: str, commit: str, name: str) -> bool:
+        if (path, commit) not in unchanged:
+            unchanged[path, commit] = unchanged_functions(path, commit)
+        return function_of(name) in unchanged[path, commit]
+
+    by_module = {path.removesuffix(".py").replace("/", "."): path for path in results}
+    for complete in earlier.get("complete", []):
+        for path in complete["files"]:
+            for name in results.get(path, {}):
+                if same(path, complete["commit"], name):
+                    carried[name] = 1
+    for commit, codes in earlier.get("passes", {}).items():
+        for name, code in codes.items():
+            path = by_module.get(name.rsplit(".", 1)[0])
+            if path is not None and same(path, commit, name):
+                carried[name] = code
+    return carried
+
+
 def function_of(mutant: str) -> str:
     """``pkg.mod.x_f__mutmut_3`` -> ``x_f``."""
     return mutant.rsplit(".", 1)[1].rsplit("__mutmut_", 1)[0]
@@ -117,13 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print the per-file table as Markdown"
     )
-    parser.add_argument("--carry", metavar="COMMIT", help="a complete earlier pass")
     parser.add_argument(
-        "--carry-file",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="a file that the pass at --carry finished (repeat for more)",
+        "--earlier", type=Path, default=ROOT / "mutation-results.json",
+        help="earlier passes' results",
+    )  # fmt: skip
+    parser.add_argument(
+        "--save", metavar="COMMIT", help="add this pass, run at COMMIT, to --earlier"
     )
     args = parser.parse_args(argv)
     results = load_results(args.mutants)
@@ -131,11 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no mutmut results under {args.mutants}: run `mutmut run` first")
         return 2
     equivalents = load_equivalents(args.record)
-    carried = {
-        path: unchanged_functions(path, args.carry)
-        for path in args.carry_file
-        if args.carry
-    }
+    earlier = json.loads(args.earlier.read_text()) if args.earlier.is_file() else {}
+    if args.save:
+        earlier = save_pass(args.earlier, earlier, args.save, results)
+    carried = carried_codes(earlier, results)
 
     totals: Counter[str] = Counter()
     unexplained = []
@@ -144,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         counts: Counter[str] = Counter()
         for name, code in codes.items():
             verdict = classify(code)
-            if verdict == "not run" and function_of(name) in carried.get(path, ()):
-                verdict = "equivalent" if name in equivalents else "carried"
+            if verdict == "not run" and name in carried:
+                verdict = classify(carried[name])
+                if name in equivalents and not equivalents[name].startswith("killed"):
+                    verdict = "equivalent"
+                elif verdict == "killed" or name in equivalents:
+                    verdict = "carried"
             if verdict == "survived" and equivalents.get(name, "").startswith(
                 "killed by"
             ):

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
 from ppl_models.errors import UsageError
 from ppl_models.inference.compiled import COMPILE_MODES
@@ -80,8 +81,8 @@ def run_fit(
         raise
     if not quiet:
         print(f"fitted {spec.name} into {run_dir} (summary: {run_dir / SUMMARY})")
-        for key, value in headline(summary, spec.headline_keys).items():
-            print(f"  {key}: {value}")
+        for line in summary_lines(summary, spec.headline_keys):
+            print(line)
     return summary
 
 

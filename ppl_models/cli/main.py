@@ -17,6 +17,7 @@ from pathlib import Path
 from ppl_models import __version__
 from ppl_models.cli.demo import run_demo
 from ppl_models.cli.fitting import add_common_fit_arguments, run_fit
+from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
 from ppl_models.errors import TrainingError, UsageError
 from ppl_models.io.run_dir import CHECKPOINT, read_config, writing_run
@@ -253,6 +254,5 @@ def _print_models() -> None:
 
 
 def _print_numbers(summary: dict, keys: Sequence[str]) -> None:
-    for key in keys:
-        if key in summary:
-            print(f"  {key}: {summary[key]}")
+    for line in summary_lines(summary, keys):
+        print(line)

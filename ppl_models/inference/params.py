@@ -11,11 +11,11 @@ param store and ``PyroModule``\\ s behave as they did before the zoo was importe
 
 - :func:`local_params`: module-local mode for a block (a context manager and a
   decorator).
-- :class:`LocalParams`: a mixin for the zoo's ``PyroModule``\\ s (PPCA and its
-  guides) that keeps their parameters in the module on every call, so a plain
+- :class:`LocalParams`: a mixin for the zoo's ``PyroModule``\\ s (models and
+  autoguides) that keeps their parameters in the module on every call, so a plain
   ``SVI`` with ``pyro.optim`` trains them and the param store never sees them.
 - :func:`register_module`: ``pyro.module`` for the networks of plain ``nn.Module``
-  programs (the VAE), done only outside module-local mode, where ``SVI`` needs it.
+  programs, done only outside module-local mode, where ``SVI`` needs it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class LocalParams:
     so ``poutine.trace``, ``Predictive`` and ``SVI`` with a ``pyro.optim`` optimizer
     work as on any Pyro program; Pyro's global param store is never written.
 
-    Put it first among the bases: ``class PPCA(LocalParams, PyroModule)``.
+    Put it first among the bases: ``class MyModel(LocalParams, PyroModule)``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
