@@ -103,7 +103,10 @@ def test_ppca_nan_stops_the_command_line_with_status_1_and_leaves_no_run(
     assert not out.exists()
 
 
-def test_ppca_nan_watch_reads_at_its_interval_and_names_the_step(monkeypatch):
+@pytest.mark.parametrize("check_every, steps, calls", [(10, 40, 10), (None, 150, 100)])
+def test_ppca_nan_watch_reads_at_its_interval_and_names_the_step(
+    check_every, steps, calls, monkeypatch
+):
     from ppl_models.inference import make_objective, run_svi
     from ppl_models.models.ppca import PPCA, make_elbo, make_guide
 
@@ -112,18 +115,20 @@ def test_ppca_nan_watch_reads_at_its_interval_and_names_the_step(monkeypatch):
     x = torch.randn(2, 50)
     objective = make_objective(model, guide, make_elbo("map"), x)
     optimizer = torch.optim.SGD(objective.parameters(), lr=1e-3)
-    calls = []
+    seen = []
     original = objective.forward
 
     def nan_from_step_7(*args):
-        calls.append(1)
+        seen.append(1)
         loss = original(*args)
-        return loss * float("nan") if len(calls) >= 7 else loss
+        return loss * float("nan") if len(seen) >= 7 else loss
 
     monkeypatch.setattr(objective, "forward", nan_from_step_7)
-    with pytest.raises(NumericalError, match="at step 7 of 40;"):
-        run_svi(objective, optimizer, 40, x, progress=False, check_every=10)
-    assert len(calls) == 10  # caught at the first read after step 7, not at the end
+    interval = {} if check_every is None else {"check_every": check_every}  # 100
+    with pytest.raises(NumericalError, match=f"at step 7 of {steps};"):
+        run_svi(objective, optimizer, steps, x, progress=False, **interval)
+    # Caught at the first read after step 7, not at the end.
+    assert len(seen) == calls
 
 
 class NaNGradientAfter(torch.nn.Module):
