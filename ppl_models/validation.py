@@ -46,8 +46,8 @@ def as_data_matrix(
     :param data: a tensor, array or nested sequence of shape (N, D).
     :param num_columns: D, if the caller already knows it.
     :returns: a float32 tensor (N, D) on the CPU.
-    :raises DataError: for a non-numeric array, the wrong rank or width, no rows,
-        or NaN/Inf entries (with the index of the first one).
+    :raises DataError: for a non-numeric array, the wrong rank or width, no rows or
+        no columns, or NaN/Inf entries (with the index of the first one).
     """
     if isinstance(data, torch.Tensor):
         array = data.detach().cpu()
@@ -64,6 +64,8 @@ def as_data_matrix(
         )
     if array.shape[0] == 0:
         raise DataError(f"{name} is empty: it has no rows")
+    if array.shape[1] == 0:
+        raise DataError(f"{name} has no columns: shape {tuple(array.shape)}")
     if num_columns is not None and array.shape[1] != num_columns:
         raise DataError(
             f"{name} must have {num_columns} columns (data_dim), got {array.shape[1]}"
