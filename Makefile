@@ -1,6 +1,10 @@
 # The two commands of the README: `make demo` and `make test`. Both install first.
 PYTHON ?= python3
+# The shared test data where there is any; otherwise the tests look in the user's
+# cache (where `ppl-models` downloads MNIST) and skip with a reason without it.
+ifneq ($(wildcard ../shared/data/mnist),)
 export PPL_MODELS_DATA ?= $(abspath ../shared/data)
+endif
 
 .PHONY: setup demo test lint format mutation pyro-tests
 

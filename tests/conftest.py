@@ -85,10 +85,15 @@ def interrupt_at(module: torch.nn.Module, at: int) -> None:
 
 
 def mnist_root() -> Path | None:
-    """The data root holding ``mnist/``, from ``PPL_MODELS_DATA``, or None."""
-    root = os.environ.get("PPL_MODELS_DATA")
-    if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-        return Path(root)
+    """The data root holding all of ``mnist/``: ``PPL_MODELS_DATA``'s, else the
+    user's cache, where ``ppl-models`` downloads it; None if neither holds it.
+    """
+    from ppl_models.data.mnist import cache_root, mnist_available
+
+    env = os.environ.get("PPL_MODELS_DATA")
+    for root in ([Path(env)] if env else []) + [cache_root()]:
+        if mnist_available(root):
+            return root
     return None
 
 
@@ -97,7 +102,10 @@ def mnist_data_root() -> Path:
     """The MNIST data root, or a skip saying why there is none."""
     root = mnist_root()
     if root is None:
-        pytest.skip("MNIST not found: set PPL_MODELS_DATA to a folder holding mnist/")
+        pytest.skip(
+            "MNIST not found in PPL_MODELS_DATA or the user's cache: set "
+            "PPL_MODELS_DATA to a folder holding mnist/"
+        )
     return root
 
 

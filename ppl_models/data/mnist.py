@@ -58,6 +58,13 @@ def data_root(data_dir: str | Path | None = None) -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
+    return cache_root()
+
+
+def cache_root() -> Path:
+    """The user's cache for datasets: ``$XDG_CACHE_HOME/ppl_models``, or
+    ``~/.cache/ppl_models``; where the command line downloads MNIST by default.
+    """
     cache = os.environ.get("XDG_CACHE_HOME")
     # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
     if cache and Path(cache).is_absolute():

@@ -29,7 +29,7 @@ def test_unreadable_mnist_says_why(tmp_path):
 def test_with_mnist_present_it_is_mnist(recwarn):
     root = mnist_root()
     if root is None:
-        pytest.skip("MNIST not found: set PPL_MODELS_DATA to a folder holding mnist/")
+        pytest.skip("MNIST not found in PPL_MODELS_DATA or the user's cache")
     data = load_mnist_or_digits(data_dir=root, limit_train=100, limit_test=50)
     assert data.name == "mnist"
     assert data.train.shape == (100, 784) and data.test.shape == (50, 784)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from ppl_models.data import mnist
 from ppl_models.data.idx import write_idx
 from ppl_models.data.mnist import data_root, load_mnist
 from ppl_models.errors import DataError
+from tests.conftest import mnist_root
 
 TRAIN_NAMES = mnist.FILES["train"]
 
@@ -193,9 +193,9 @@ def test_truncated_download_in_place_is_reported(tmp_path):
 
 
 def _real_mnist_root() -> Path | None:
-    root = os.environ.get("PPL_MODELS_DATA")
-    if root and (Path(root) / "mnist" / TRAIN_NAMES[0]).is_file():
-        return Path(root)
+    root = mnist_root()
+    if root is not None and (root / "mnist" / TRAIN_NAMES[0]).is_file():
+        return root
     return None
 
 
@@ -204,8 +204,8 @@ def real_mnist():
     root = _real_mnist_root()
     if root is None:
         pytest.skip(
-            "PPL_MODELS_DATA does not point at a directory with "
-            f"mnist/{TRAIN_NAMES[0]}; set it to run the real-MNIST checks"
+            f"neither PPL_MODELS_DATA nor the user's cache holds mnist/{TRAIN_NAMES[0]}"
+            "; set PPL_MODELS_DATA to run the real-MNIST checks"
         )
     return {
         split: load_mnist(split, data_dir=root, download=False)
@@ -241,3 +241,20 @@ def test_mnist_available_needs_all_four_files(tmp_path):
     assert not mnist_available(tmp_path)
     (folder / names[3]).write_bytes(b"")
     assert mnist_available(tmp_path)
+
+
+def test_the_tests_find_mnist_in_the_users_cache_without_ppl_models_data(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("PPL_MODELS_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert mnist.cache_root() == data_root() == tmp_path / "ppl_models"
+    assert mnist_root() is None
+    folder = tmp_path / "ppl_models" / "mnist"
+    folder.mkdir(parents=True)
+    for name in [name for pair in mnist.FILES.values() for name in pair]:
+        (folder / name).write_bytes(b"")
+    assert mnist_root() == tmp_path / "ppl_models"
+    # PPL_MODELS_DATA comes first where it holds MNIST, and is passed over where not.
+    monkeypatch.setenv("PPL_MODELS_DATA", str(tmp_path / "elsewhere"))
+    assert mnist_root() == tmp_path / "ppl_models"

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def reference_fit():
     root = mnist_root()
     if root is None:
-        pytest.skip("MNIST not found: set PPL_MODELS_DATA to a folder holding mnist/")
+        pytest.skip("MNIST not found in PPL_MODELS_DATA or the user's cache")
     return fit_vae(
         "mnist",
         data_dir=root,

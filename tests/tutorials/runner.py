@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import mnist_root
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RESULT_LINE = re.compile(r"^RESULT (\w+) = (\S+)$", re.MULTILINE)
@@ -17,8 +19,12 @@ def run_tutorial(script: str, out: Path, **env: str) -> dict[str, float]:
     """Run ``tutorials/<script>`` in quick mode with figures under ``out``; return
     its ``RESULT name = value`` numbers. Fails with the tail of its output.
     """
+    # The tutorial reads MNIST from where the tests found it (or falls back to the
+    # digits where they found none).
+    root = mnist_root()
     environment = {
         **os.environ,
+        **({"PPL_MODELS_DATA": str(root)} if root is not None else {}),
         "PPL_MODELS_TUTORIAL_QUICK": "1",
         "PPL_MODELS_TUTORIAL_OUT": str(out),
         "MPLBACKEND": "Agg",
