@@ -58,6 +58,8 @@ class ModelSpec(ABC):
     headline_keys: ClassVar[tuple[str, ...]] = ("fit_seconds",)
     #: the summary entries printed after ``criticize``
     criticism_keys: ClassVar[tuple[str, ...]] = ()
+    #: the summary entries printed after ``evaluate`` (the numbers it computes)
+    evaluation_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod

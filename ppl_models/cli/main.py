@@ -222,7 +222,7 @@ def _evaluate(args: argparse.Namespace, extra: list[str]) -> int:
         summary = spec.evaluate_run(options.run_dir, options, device)
     print(f"evaluation of {args.run_dir} written to {args.run_dir / 'summary.json'}")
     own = [key for key in vars(options) if key not in ("run_dir", "device")]
-    _print_numbers(summary, own + list(spec.headline_keys))
+    _print_numbers(summary, own + list(spec.evaluation_keys))
     return 0
 
 

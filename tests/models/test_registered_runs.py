@@ -53,8 +53,14 @@ def test_fit_criticize_evaluate_and_reload(name, capsys, tmp_path):
         assert recriticized[key] == fitted[key], key
         assert f"  {key}: " in stdout
 
-    status, _, err = run_cli(capsys, "evaluate", out, "--device", "cpu")
+    status, stdout, err = run_cli(capsys, "evaluate", out, "--device", "cpu")
     assert status == 0 or (status == 2 and "has no 'evaluate' step" in err), err
+    if status == 0:
+        # It shows the numbers it computed, each written to the summary.
+        evaluated = summary_of(out)
+        assert spec.evaluation_keys and set(spec.evaluation_keys) <= set(evaluated)
+        for key in spec.evaluation_keys:
+            assert f"  {key}: " in stdout, key
 
     # The model's own fit object, rebuilt from the run directory alone.
     loaded = ppl_models.load_fit(out, device="cpu")

@@ -59,6 +59,8 @@ class VAESpec(ModelSpec):
     }
     headline_keys = ("test_elbo", "test_iwae", "fit_seconds")
     criticism_keys = ("ppc", "ppc_pixel_extreme_fraction")
+    evaluation_keys = ("test_iwae", "test_elbo_iwae_samples", "test_distortion",
+                       "test_rate")  # fmt: skip
 
     @classmethod
     def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
