@@ -68,7 +68,9 @@ def load_state(
     try:
         module.load_state_dict(state)
     except (RuntimeError, KeyError) as error:
+        # torch lists the missing and unexpected keys and the wrong shapes on the
+        # lines after its first: keep them, on one line.
+        reason = " ".join(line.strip() for line in str(error).splitlines())
         raise CheckpointError(
-            f"{path} does not fit the run's configuration: "
-            f"{str(error).strip().splitlines()[0]}"
+            f"{path} does not fit the run's configuration: {reason.strip()}"
         ) from None

@@ -10,6 +10,7 @@ import torch
 
 from ppl_models.errors import NumericalError
 from ppl_models.inference import make_objective, train_steps
+from ppl_models.inference.trainer import rng_state, set_rng_state
 from ppl_models.models.ppca import PPCA, make_elbo, make_guide
 
 
@@ -129,3 +130,34 @@ def test_where_ctrl_c_is_ignored_nothing_is_held_or_changed():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_the_random_state_carries_the_cuda_generators_where_cuda_is_present(
+    monkeypatch,
+):
+    cuda_state = [torch.tensor([7, 8], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: cuda_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    state = rng_state()
+    assert state["cuda"] is cuda_state
+    assert torch.equal(state["torch"], torch.get_rng_state())
+    set_rng_state(state)
+    assert len(restored) == 1 and torch.equal(restored[0][0], cuda_state[0])
+    # A state saved without CUDA restores the CPU generator and leaves CUDA's alone.
+    set_rng_state({"torch": state["torch"]})
+    assert len(restored) == 1
+
+
+def test_without_cuda_the_random_state_is_the_cpu_generators_alone(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    state = rng_state()
+    assert set(state) == {"torch"}
+    torch.manual_seed(3)
+    expected = torch.rand(2)
+    torch.manual_seed(3)
+    saved = rng_state()
+    torch.rand(5)
+    set_rng_state({"torch": saved["torch"]})
+    assert torch.equal(torch.rand(2), expected)

@@ -136,10 +136,15 @@ def test_load_state_fills_a_module_or_says_the_checkpoint_does_not_fit(tmp_path)
     load_state(module, state, path)
     assert torch.equal(module.weight, torch.full((3, 2), 0.5))
 
-    wrong = {"weight": torch.ones(2, 2)}
-    with pytest.raises(RuntimeError) as torch_error:
-        torch.nn.Linear(2, 3).load_state_dict(wrong)
-    reason = str(torch_error.value).strip().splitlines()[0]
+    wrong = {"weight": torch.ones(2, 2), "extra": torch.ones(1)}
     with pytest.raises(CheckpointError) as raised:
         load_state(module, wrong, path)
-    assert str(raised.value) == f"{path} does not fit the run's configuration: {reason}"
+    # torch's whole reason, on one line: the keys missing and unexpected, and the
+    # shapes that differ.
+    assert str(raised.value) == (
+        f"{path} does not fit the run's configuration: Error(s) in loading "
+        'state_dict for Linear: Missing key(s) in state_dict: "bias". Unexpected '
+        'key(s) in state_dict: "extra". size mismatch for weight: copying a param '
+        "with shape torch.Size([2, 2]) from checkpoint, the shape in current model "
+        "is torch.Size([3, 2])."
+    )

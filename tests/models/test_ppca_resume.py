@@ -104,3 +104,21 @@ def test_a_checkpoint_from_before_resume_existed_is_refused_by_name(capsys, tmp_
     save_checkpoint(run / "checkpoint.pt", "ppca", old)
     status, err = fit(capsys, run, "--steps", 60, "--resume")
     assert status == 2 and "holds no optimizer and random state" in err
+
+
+@pytest.mark.parametrize("part", ["model_state", "guide_state"])
+def test_resuming_from_a_checkpoint_that_does_not_fit_names_the_problem(
+    part, capsys, tmp_path
+):
+    run = tmp_path / "run"
+    assert fit(capsys, run, "--steps", 30)[0] == 0
+    record = load_checkpoint(run / "checkpoint.pt", "ppca")
+    record[part]["unexpected"] = torch.zeros(1)
+    payload = {k: v for k, v in record.items() if k not in ("format", "model")}
+    save_checkpoint(run / "checkpoint.pt", "ppca", payload)
+    status, err = fit(capsys, run, "--steps", 60, "--resume")
+    assert status == 2
+    assert err.startswith(
+        "ppl-models: error: the checkpoint does not fit the run's configuration: "
+    )
+    assert "unexpected" in err
