@@ -5,6 +5,7 @@ on the 8x8 digits with a small VAE."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import warnings
 from dataclasses import asdict, replace
@@ -91,15 +92,46 @@ def trained(digits, tmp_path_factory):
     class Bar(RecordingBar):
         bars = []
 
+    class Lines(logging.Handler):
+        lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
     vae = small_vae(digits.device)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train, "svi_step", step)
-        patch.setattr(train, "LossProgress", Bar)
-        history = train_vae(vae, digits, TrainSettings(**SETTINGS), progress=True,
-                            checkpoint_path=path, on_epoch_end=after_epoch)  # fmt: skip
+    lines = Lines(logging.INFO)
+    logger = logging.getLogger("ppl_models")
+    level = logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(train, "svi_step", step)
+            patch.setattr(train, "LossProgress", Bar)
+            history = train_vae(
+                vae,
+                digits,
+                TrainSettings(**SETTINGS),
+                progress=True,
+                checkpoint_path=path,
+                on_epoch_end=after_epoch,
+            )
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
     return SimpleNamespace(vae=vae, history=history, path=path, losses=losses,
-                           bars=Bar.bars, on_disk=on_disk,
+                           bars=Bar.bars, on_disk=on_disk, log=Lines.lines,
                            epoch2=path.with_name("epoch2.pt"))  # fmt: skip
+
+
+def test_each_epoch_logs_one_line_with_its_elbos_and_seconds(trained):
+    history = trained.history
+    assert trained.log == [
+        f"epoch {epoch + 1}/3: train ELBO {history.train_elbo[epoch]:.2f}, test ELBO "
+        f"{history.test_elbo[epoch]:.2f} nats per image, "
+        f"{history.train_seconds[epoch]:.1f} s"
+        for epoch in range(3)
+    ]
 
 
 # The whole message: a user reads it to learn which setting is wrong.
