@@ -26,6 +26,22 @@ def check_positive_float(name: str, value: float) -> float:
     return float(value)
 
 
+#: seeds that every generator ``pyro.set_rng_seed`` seeds accepts (NumPy's is 32-bit)
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value: int) -> int:
+    """Return ``value`` if it is an integer seed in [0, 2**32 - 1], else raise a
+    :class:`UsageError`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_SEED
+    ):
+        raise UsageError(f"seed must be an integer from 0 to {MAX_SEED}, got {value!r}")
+    return value
+
+
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise :class:`UsageError`."""
     if value not in choices:

@@ -20,6 +20,7 @@ from ppl_models.io.run_dir import (
     writing_run,
 )
 from ppl_models.registry import ModelSpec
+from ppl_models.validation import MAX_SEED, check_seed
 
 
 def headline(summary: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -33,7 +34,10 @@ def headline(summary: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """``--seed``, ``--device`` and ``--out``, shared by every model's ``fit``."""
     parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the data, the fit and its checks"
+        "--seed",
+        type=_seed,
+        default=0,
+        help=f"seeds the data, the fit and its checks (0 to {MAX_SEED})",
     )
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
@@ -123,3 +127,13 @@ def _model_of(run_dir: Path) -> str:
         return read_config(run_dir)["model"]
     except UsageError:
         return "unknown"
+
+
+def _seed(text: str) -> int:
+    """``--seed``: an integer from 0 to 2**32 - 1, or argparse's usage error."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, UsageError):
+        raise argparse.ArgumentTypeError(
+            f"seed must be an integer from 0 to {MAX_SEED}, got {text!r}"
+        ) from None

@@ -172,6 +172,9 @@ BAD_INVOCATIONS = [
     (["fit", "ppca", "--compile", "fastest"], "argument --compile: invalid choice"),
     (["criticize", "{tmp}"], "not a run directory"),
     (["fit", "ppca", "--bogus"], "unrecognized arguments: --bogus"),
+    (["fit", "ppca", "--seed", "-1"], "seed must be an integer from 0 to 4294967295"),
+    (["fit", "vae", "--seed", str(2**32)], "from 0 to 4294967295, got '4294967296'"),
+    (["fit", "ppca", "--seed", "1.5"], "seed must be an integer from 0 to 4294967295"),
 ]
 
 

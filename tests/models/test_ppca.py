@@ -4,6 +4,7 @@ form, user data of any shape, and bad input."""
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -363,3 +364,19 @@ def test_the_eigenvalue_statistic_is_the_largest_in_any_dimension():
         float(torch.linalg.eigvalsh(torch.cov(x)).max())
     )
     assert float(statistic(x)) > 8.0  # the variance along the scaled-by-3 axis
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "0"])
+def test_a_seed_numpy_cannot_take_is_refused_by_name(seed):
+    from ppl_models.models.vae import fit_vae
+
+    message = f"^seed must be an integer from 0 to 4294967295, got {seed!r}$"
+    with pytest.raises(UsageError, match=re.escape(message[1:-1])):
+        fit_ppca(seed=seed, steps=1, num_datapoints=10, device="cpu")
+    with pytest.raises(UsageError, match=re.escape(message[1:-1])):
+        fit_vae("digits", seed=seed, epochs=1, device="cpu")
+
+
+def test_the_largest_seed_is_taken():
+    fit = fit_ppca(seed=2**32 - 1, steps=1, num_datapoints=10, device="cpu")
+    assert fit.losses.shape == (1,)

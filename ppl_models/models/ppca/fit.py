@@ -43,6 +43,7 @@ from ppl_models.validation import (
     check_choice,
     check_positive_float,
     check_positive_int,
+    check_seed,
 )
 
 INFERENCE_METHODS = {
@@ -185,6 +186,7 @@ def fit_ppca(
     check_positive_int("steps", steps)
     check_positive_float("lr", lr)
     check_compile_mode(compile)
+    check_seed(seed)
     if checkpoint_every is not None:
         check_positive_int("checkpoint_every", checkpoint_every)
     done = resumed_steps(resume_from, steps)

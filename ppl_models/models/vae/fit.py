@@ -24,6 +24,7 @@ from ppl_models.models.vae.evaluate import MAX_ELEMENTS, evaluate_bounds
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import History, TrainSettings, train_vae
 from ppl_models.seeding import caller_rng_kept, derived_seed
+from ppl_models.validation import check_seed
 
 
 @dataclass
@@ -111,6 +112,7 @@ def fit_vae(
         ``likelihood``, ``base_depth``.
     :returns: a :class:`VAEFit`.
     """
+    check_seed(seed)
     settings = TrainSettings(
         elbo=elbo,
         num_particles=num_particles,
