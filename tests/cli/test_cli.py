@@ -175,6 +175,8 @@ BAD_INVOCATIONS = [
     (["fit", "ppca", "--seed", "-1"], "seed must be an integer from 0 to 4294967295"),
     (["fit", "vae", "--seed", str(2**32)], "from 0 to 4294967295, got '4294967296'"),
     (["fit", "ppca", "--seed", "1.5"], "seed must be an integer from 0 to 4294967295"),
+    (["fit", "ppca", "--ppc-samples", "0"], "ppc_samples must be a positive integer"),
+    (["fit", "ppca", "--ppc-samples", "-1"], "ppc_samples must be a positive integer"),
 ]
 
 

@@ -47,6 +47,18 @@ def test_fit_evaluate_criticize(capsys, tmp_path):
     assert summary["test_elbo_iwae_samples"] == pytest.approx(
         -(summary["test_distortion"] + summary["test_rate"])
     )
+    assert summary["iwae_images"] == 100
+    # A number of images the test set cannot give is refused, and nothing recorded.
+    before = (out / "summary.json").read_text()
+    for images, message in [
+        ("0", "iwae_images must be a positive integer, got 0"),
+        ("-5", "iwae_images must be a positive integer, got -5"),
+        ("1000000", "iwae_images=1000000, but the test set has 297 images"),
+    ]:
+        status, _, err = run_cli(capsys, "evaluate", out, "--iwae-images", images,
+                                 "--device", "cpu")  # fmt: skip
+        assert status == 2 and err.strip() == f"ppl-models: error: {message}"
+    assert (out / "summary.json").read_text() == before
 
     (out / "samples.png").unlink()
     status, _, err = run_cli(capsys, "criticize", out, "--device", "cpu")

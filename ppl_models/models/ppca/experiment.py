@@ -28,7 +28,7 @@ from ppl_models.models.ppca.model import PPCA, make_guide
 from ppl_models.plots import plot_loss_trace, plot_ppc, plot_replay_scatter, save_figure
 from ppl_models.registry import ModelSpec, SmokeCase, register_model
 from ppl_models.seeding import caller_rng_kept, derived_seed
-from ppl_models.validation import as_data_matrix
+from ppl_models.validation import as_data_matrix, check_positive_int
 
 
 @register_model
@@ -197,6 +197,7 @@ def _run_settings(
         record = load_checkpoint(checkpoint, "ppca", device)
         resumed_steps(record, args.steps)  # refused before any file is written
         return config, record, None
+    check_positive_int("ppc_samples", args.ppc_samples)
     data = load_array_file(args.data) if args.data is not None else None
     data_dim = args.data_dim if data is None else as_data_matrix(data, "data").shape[1]
     config = {

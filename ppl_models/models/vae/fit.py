@@ -24,7 +24,7 @@ from ppl_models.models.vae.evaluate import MAX_ELEMENTS, evaluate_bounds
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import History, TrainSettings, train_vae
 from ppl_models.seeding import caller_rng_kept, derived_seed
-from ppl_models.validation import check_seed
+from ppl_models.validation import check_positive_int, check_seed
 
 
 @dataclass
@@ -53,10 +53,18 @@ class VAEFit:
         max_elements: int = MAX_ELEMENTS,
     ) -> dict[str, float]:
         """ELBO and importance-weighted bound (nats per image) on the first
-        ``num_images`` test images (all by default), with ``iwae_samples`` samples;
+        ``num_images`` test images (all by default; at most all), with
+        ``iwae_samples`` samples;
         the draws come from a seed derived from ``seed``, on forked generators, so
         the caller's random state is as it was.
         """
+        available = self.data.test.shape[0]
+        if num_images is not None:
+            check_positive_int("iwae_images", num_images)
+            if num_images > available:
+                raise UsageError(
+                    f"iwae_images={num_images}, but the test set has {available} images"
+                )
         images = self.data.test[:num_images]
         devices = [images.device] if images.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
