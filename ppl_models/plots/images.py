@@ -69,10 +69,14 @@ def plot_image_grid(
     *,
     ncols: int | None = None,
     title: str,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """Tile ``images`` (N, H*W) row-major, ``ncols`` per row (default about sqrt N).
 
+    :param xlabel: what changes from left to right (a manifold's first latent).
+    :param ylabel: what changes from top to bottom.
     :param ax: draw into these axes (a panel of a larger figure) instead of a new
         figure; the axes' figure is returned.
     """
@@ -88,6 +92,10 @@ def plot_image_grid(
         ax = _figure_for(ncols * w / max(h, w), nrows * h / max(h, w)).subplots()
     _show(ax, _mosaic(stack, ncols, nrows))
     ax.set_title(title)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
     return ax.get_figure()
 
 

@@ -437,6 +437,9 @@ def test_criticize_vae_figures_show_what_their_titles_say(tmp_path, monkeypatch)
     assert manifold.get_title() == (
         "Learned manifold: z on a grid of prior quantiles (5%-95%)"
     )
+    # The latent axes say which way each latent runs.
+    assert manifold.get_xlabel() == "z1: 5% (left) to 95% (right) prior quantile"
+    assert manifold.get_ylabel() == "z2: 5% (bottom) to 95% (top)"
     assert _mosaic_of(manifold).shape == (20 * 9 - 1, 20 * 9 - 1)
 
     latent = figure["latent_space.png"].axes[0]

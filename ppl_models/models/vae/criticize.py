@@ -261,6 +261,8 @@ def criticize_vae(
                 shape,
                 ncols=MANIFOLD_GRID,
                 title="Learned manifold: z on a grid of prior quantiles (5%-95%)",
+                xlabel="z1: 5% (left) to 95% (right) prior quantile",
+                ylabel="z2: 5% (bottom) to 95% (top)",
             ),
             "manifold.png",
         )
