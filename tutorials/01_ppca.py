@@ -599,9 +599,13 @@ fig
 # They differ in *length*. The closed form matches the truth (in the full run
 # $|w| = 3.12$ against 3.14), MAP's axis is about twice as long (6.66; section 3
 # explains why), and the mean-field axis (2.90) is a little short of the closed form
-# after 1000 steps at this learning rate (the lecture's VI axis was short too). Its
-# length converges slowly under noisy gradients; a smaller learning rate with more
-# steps brings it closer.
+# after 1000 steps at this learning rate (the lecture's VI axis was short too). That
+# shortfall is a bias, not slow convergence: after 5000 steps the mean-field axis is
+# 2.88, no closer (`benchmarks/ppca_posterior.py`). The factorized guide
+# $q(w)\,q(z)$ cannot represent how $w$ and $z$ trade length between them. Its
+# `w_scale` is too small for an error bar, too: 0.018 on the first entry after 1000
+# steps, where a Laplace approximation of the posterior with $z$ integrated out gives
+# 0.031.
 
 # %%
 for label, fit in (("map", map_fit), ("meanfield", meanfield_fit)):
