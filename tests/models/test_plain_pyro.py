@@ -180,3 +180,18 @@ def test_conditioning_a_model_on_guide_draws_fixes_its_latents(
     # Conditioning is all it takes: replaying the same draws gives the same joint.
     replayed = poutine.trace(poutine.replay(case.model, trace=guide_trace))
     assert torch.allclose(replayed.get_trace(*case.fit_args).log_prob_sum(), log_joint)
+
+
+def test_the_vae_registers_its_networks_under_the_documented_names(
+    global_param_store,
+):
+    from ppl_models.models.vae import VAE, VAEConfig
+
+    vae = VAE(VAEConfig(image_shape=(8, 8), latent_dim=2, hidden_dims=(16,)))
+    images = torch.rand(5, 64).round()
+    SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 0.01}), Trace_ELBO()).step(images)
+    names = set(global_param_store.keys())
+    assert {name.split("$$$")[0] for name in names} == {"vae_model", "vae_guide"}
+    assert any(name.startswith("vae_guide$$$encoder.") for name in names)
+    assert any(name.startswith("vae_model$$$decoder.") for name in names)
+    assert len(names) == len(list(vae.parameters()))
