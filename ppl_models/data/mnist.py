@@ -22,6 +22,7 @@ import torch
 
 from ppl_models.data.idx import expect_idx, read_idx
 from ppl_models.errors import DataError
+from ppl_models.io.atomic import set_usual_mode
 
 ENV_VAR = "PPL_MODELS_DATA"
 SPLITS = ("train", "test")
@@ -131,6 +132,7 @@ def _download(name: str, directory: Path, timeout: float = TIMEOUT_S) -> list[st
                 f"cannot download {name} into {directory}: {error}; choose a "
                 f"writable data directory with {ENV_VAR} or --data-dir"
             ) from None
+        set_usual_mode(fd)
         os.close(fd)
         tmp = Path(tmp_name)
         try:

@@ -25,6 +25,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
     )
     try:
+        set_usual_mode(fd)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -34,6 +35,27 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def set_usual_mode(fd: int) -> None:
+    """Give the file open as ``fd`` the mode a plain ``open`` would (0o666 less the
+    umask); ``mkstemp`` makes it 0o600, readable by its owner alone."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """The process's umask: read from /proc where Linux gives it, else by setting
+    and restoring it (which another thread could observe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
+import pytest
+
 from ppl_models.io.atomic import atomic_write, read_json, write_json
 
 
@@ -32,3 +37,37 @@ def test_read_json_returns_what_write_json_wrote(tmp_path):
     obj = {"model": "ppca", "steps": 5, "lr": 0.01, "dims": [2, 3], "note": None}
     write_json(path, obj)
     assert read_json(path) == obj
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0, 0o666)])
+def test_written_files_get_the_mode_a_plain_open_would(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "a.bin", lambda handle: handle.write(b"x"))
+        write_json(tmp_path / "b.json", {"a": 1})
+        (tmp_path / "plain").write_text("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == mode
+    for name in ("a.bin", "b.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+@pytest.mark.parametrize("proc", [True, False])
+def test_the_umask_is_read_with_or_without_proc(monkeypatch, proc):
+    from pathlib import Path
+
+    from ppl_models.io import atomic
+
+    if not proc:
+
+        def no_proc(self, *args, **kwargs):
+            raise OSError("no /proc here")
+
+        monkeypatch.setattr(Path, "read_text", no_proc)
+    previous = os.umask(0o027)
+    try:
+        assert atomic._umask() == 0o027
+        assert os.umask(0o027) == 0o027  # left as it was
+    finally:
+        os.umask(previous)
