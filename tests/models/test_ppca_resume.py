@@ -122,3 +122,26 @@ def test_resuming_from_a_checkpoint_that_does_not_fit_names_the_problem(
         "ppl-models: error: the checkpoint does not fit the run's configuration: "
     )
     assert "unexpected" in err
+
+
+def test_checkpoints_follow_checkpoint_every_and_a_resume_takes_only_the_rest(
+    capsys, tmp_path, monkeypatch
+):
+    run = tmp_path / "run"
+    calls = [0]
+    original = torch.optim.Adam.step
+
+    def step_then_crash_at_25(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 25:
+            raise RuntimeError("the machine went away")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_crash_at_25)
+    with pytest.raises(RuntimeError, match="the machine went away"):
+        fit(capsys, run, "--steps", 60, "--checkpoint-every", 10)
+    # Steps 10 and 20 were saved; the crash at 25 left step 20 on disk.
+    assert load_checkpoint(run / "checkpoint.pt", "ppca")["step"] == 20
+    calls[0] = -1000  # no more crashes
+    assert fit(capsys, run, "--steps", 60, "--resume")[0] == 0
+    assert calls[0] == -1000 + 40  # steps 21 to 60, not a fresh fit of 60
