@@ -161,7 +161,10 @@ def test_a_compiled_fit_gives_the_plain_fits_numbers(capsys, tmp_path):
 BAD_INVOCATIONS = [
     (["fit", "nosuchmodel"], "nosuchmodel"),
     (["fit", "ppca", "--inference", "nuts"], "invalid choice: 'nuts'"),
-    (["fit", "ppca", "--data", "{tmp}/nan.npy"], "NaN"),
+    (
+        ["fit", "ppca", "--data", "{tmp}/nan.npy"],
+        "data has 1 NaN or infinite value(s), the first at row 3, column 1",
+    ),
     (["fit", "ppca", "--data", "{tmp}/flat.npy"], "shape (N, data_dim)"),
     (["fit", "ppca", "--data", "{tmp}/missing.npy"], "does not exist"),
     (["fit", "ppca", "--steps", "0"], "steps must be a positive integer"),

@@ -86,10 +86,19 @@ def test_resume_is_refused_without_a_checkpoint_or_without_more_steps(capsys, tm
     run = tmp_path / "run"
     assert fit(capsys, run, "--steps", 30)[0] == 0
     config = (run / "config.json").read_text()
-    status, err = fit(capsys, run, "--steps", 30, "--resume")
+    for steps in (30, 20):
+        status, err = fit(capsys, run, "--steps", steps, "--resume")
+        assert status == 2
+        assert f"steps={steps}, but the checkpoint has 30 steps already" in err
+        assert (run / "config.json").read_text() == config
+    # A run whose checkpoint is gone (its config is still there).
+    (run / "checkpoint.pt").unlink()
+    status, err = fit(capsys, run, "--steps", 60, "--resume")
     assert status == 2
-    assert "steps=30, but the checkpoint has 30 steps already" in err
-    assert (run / "config.json").read_text() == config
+    assert (
+        err.strip()
+        == f"ppl-models: error: --resume: {run} holds no checkpoint to resume"
+    )
 
 
 def test_a_checkpoint_from_before_resume_existed_is_refused_by_name(capsys, tmp_path):
