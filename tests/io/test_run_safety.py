@@ -165,3 +165,17 @@ def test_a_holder_that_has_not_yet_named_itself_is_described_as_just_started(
         just_started = r"\(a process that has just started\)"
         with pytest.raises(UsageError, match=just_started), writing_run(tmp_path):
             pass
+
+
+def test_the_file_list_holds_files_only_so_a_replace_never_meets_a_folder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with writing_run(run):
+        (run / "summary.json").write_text("{}")
+        (run / "figures").mkdir()
+        (run / "figures" / "a.png").write_bytes(b"png")
+    assert json.loads((run / ".files.json").read_text()) == ["summary.json"]
+    with writing_run(run, replace=True):
+        pass
+    assert not (run / "summary.json").exists()
+    assert (run / "figures" / "a.png").read_bytes() == b"png"
