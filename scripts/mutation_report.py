@@ -172,11 +172,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--save", metavar="COMMIT", help="add this pass, run at COMMIT, to --earlier"
     )
+    parser.add_argument(
+        "--ran-at",
+        metavar="COMMIT",
+        help="the commit this pass ran on: its results count only for functions "
+        "unchanged since (the rest are not run as the code stands now)",
+    )
     args = parser.parse_args(argv)
     results = load_results(args.mutants)
     if not results:
         print(f"no mutmut results under {args.mutants}: run `mutmut run` first")
         return 2
+    if args.ran_at:
+        for path, codes in results.items():
+            same = unchanged_functions(path, args.ran_at)
+            for name in codes:
+                if function_of(name) not in same:
+                    codes[name] = None
     equivalents = load_equivalents(args.record)
     earlier = json.loads(args.earlier.read_text()) if args.earlier.is_file() else {}
     if args.save:
