@@ -9,9 +9,12 @@ way in both runs.
 
 Pyro does not ship its tests, so this needs a checkout of Pyro's repository at the
 installed version (its ``tests/`` and ``setup.cfg``; the installed ``pyro`` package
-is the one tested, not the checkout's source)::
+is the one tested, not the checkout's source). The ELBO sources must match the
+installed ones; this was run against a checkout whose ``trace_elbo.py`` and
+``trace_mean_field_elbo.py`` equal those of the installed 1.9.2::
 
-    git clone --branch 1.9.1 https://github.com/pyro-ppl/pyro /tmp/pyro
+    version=$(python -c "import pyro; print(pyro.__version__)")
+    git clone --branch "$version" https://github.com/pyro-ppl/pyro /tmp/pyro
     python scripts/pyro_tests.py /tmp/pyro
 
 It prints, per run, how many tests passed, failed, errored and were skipped, then

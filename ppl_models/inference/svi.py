@@ -39,7 +39,7 @@ def make_objective(
         :data:`~ppl_models.inference.compiled.COMPILE_MODES`) to trace and compile
         the loss with; ``None`` runs the model and guide through Pyro every step.
     """
-    ensure_local_state(model, guide)
+    ensure_local_state(model)  # the guide's is seen to by initialize_guide
     initialize_guide(guide, *args)
     objective = LocalELBOModule(model, guide, elbo)
     check_objective(objective, *args)

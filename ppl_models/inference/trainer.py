@@ -140,7 +140,7 @@ def train_steps(
             checkpoint()
         except torch.OutOfMemoryError:
             raise ResourceError(
-                f"the device ran out of memory at step {step + 1} of {steps}: try "
+                f"the device ran out of memory at step {step} of {steps}: try "
                 "less data per step"
             ) from None
     return losses

@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from ppl_models.errors import NumericalError
+from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference import make_objective, train_steps
 from ppl_models.inference.trainer import rng_state, set_rng_state
 from ppl_models.models.ppca import PPCA, make_elbo, make_guide
@@ -161,3 +161,22 @@ def test_without_cuda_the_random_state_is_the_cpu_generators_alone(monkeypatch):
     torch.rand(5)
     set_rng_state({"torch": saved["torch"]})
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_running_out_of_memory_names_the_step_it_happened_at(monkeypatch):
+    objective, optimizer, x = ppca_objective()
+    original = objective.forward
+    calls = []
+
+    def out_of_memory_at_step_3(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return original(*args)
+
+    monkeypatch.setattr(objective, "forward", out_of_memory_at_step_3)
+    with pytest.raises(ResourceError) as error:
+        train_steps(objective, optimizer, lambda: (x,), 10, progress=False)
+    assert str(error.value) == (
+        "the device ran out of memory at step 3 of 10: try less data per step"
+    )
