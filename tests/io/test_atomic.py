@@ -71,3 +71,23 @@ def test_the_umask_is_read_with_or_without_proc(monkeypatch, proc):
         assert os.umask(0o027) == 0o027  # left as it was
     finally:
         os.umask(previous)
+
+
+@pytest.mark.skipif(
+    not os.path.isfile("/proc/self/status"), reason="needs Linux's /proc/self/status"
+)
+def test_the_umask_is_read_from_proc_without_setting_it(monkeypatch):
+    # Setting the umask to read it would briefly change it for every other thread.
+    from ppl_models.io import atomic
+
+    previous = os.umask(0o027)
+    try:
+
+        def no_setting(mask):
+            raise AssertionError("the umask was set to read it")
+
+        monkeypatch.setattr(atomic.os, "umask", no_setting)
+        assert atomic._umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
