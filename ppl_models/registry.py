@@ -4,11 +4,15 @@ Each model package under :mod:`ppl_models.models` defines a :class:`ModelSpec`
 subclass and decorates it with :func:`register_model`. The command line, the demo
 and the tests find models only through this registry, so adding a model means adding
 its package: nothing else in the zoo names it.
+
+A model's settings are a dataclass of :func:`ppl_models.settings.setting` fields
+(``config_class``): the command line makes ``fit``'s options from it, and a run's
+``config.json`` holds it. ``evaluate``'s options, where a model has them, are a
+dataclass too (``evaluate_class``).
 """
 
 from __future__ import annotations
 
-import argparse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +23,8 @@ import torch
 from pyro.infer import ELBO
 
 from ppl_models.errors import UsageError
+from ppl_models.inference.compiled import COMPILE_MODES
+from ppl_models.settings import setting
 
 
 @dataclass
@@ -44,6 +50,21 @@ class SmokeCase:
     latent_sites: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a fit runs, besides its config (neither is in ``config.json``)."""
+
+    #: continue the run in the directory from its checkpoint
+    resume: bool = setting(False, "continue the run in --out")
+    #: trace and compile the ELBO with this torch.compile mode (None: plain Pyro)
+    compile: str | None = setting(
+        None,
+        "trace the ELBO into a graph and compile it with this torch.compile "
+        "mode: faster steps after a compile of some seconds (default: plain Pyro)",
+        choices=COMPILE_MODES,
+    )
+
+
 class ModelSpec(ABC):
     """What the zoo needs to know about one model to fit, evaluate and criticise it."""
 
@@ -53,6 +74,13 @@ class ModelSpec(ABC):
     description: ClassVar[str]
     #: inference method name -> one-line description
     inference_methods: ClassVar[Mapping[str, str]]
+    #: the dataclass of a fit's settings: ``fit NAME`` has an option for each,
+    #: ``config.json`` holds them (see :mod:`ppl_models.settings`)
+    config_class: ClassVar[type]
+    #: the dataclass of ``evaluate``'s options, for a model with that step
+    evaluate_class: ClassVar[type | None] = None
+    #: whether ``fit --resume`` can continue a run from its checkpoint
+    can_resume: ClassVar[bool] = False
     #: the summary entries a user reads first, printed after ``fit`` and
     #: ``evaluate`` (and in the demo's overview) where present
     headline_keys: ClassVar[tuple[str, ...]] = ("fit_seconds",)
@@ -63,15 +91,19 @@ class ModelSpec(ABC):
 
     @classmethod
     @abstractmethod
-    def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add this model's options to ``ppl-models fit NAME``."""
-
-    @classmethod
-    @abstractmethod
     def fit_run(
-        cls, args: argparse.Namespace, run_dir: Path, device: torch.device
+        cls,
+        config: Any,
+        run_dir: Path,
+        device: torch.device,
+        options: RunOptions,
     ) -> dict[str, Any]:
-        """Fit the model as ``args`` say, fill ``run_dir``, return the summary."""
+        """Fit the model as ``config`` (a ``config_class``) says, fill ``run_dir``,
+        return the summary.
+
+        With ``options.resume``, go on from the checkpoint in ``run_dir``; ``config``
+        is then the run's own (see :func:`ppl_models.settings.resumed`).
+        """
 
     @classmethod
     @abstractmethod
@@ -93,14 +125,12 @@ class ModelSpec(ABC):
         """
 
     @classmethod
-    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add this model's options to ``ppl-models evaluate DIR``."""
-
-    @classmethod
     def evaluate_run(
-        cls, run_dir: Path, args: argparse.Namespace, device: torch.device
+        cls, run_dir: Path, options: Any, device: torch.device
     ) -> dict[str, Any]:
-        """Evaluate the fit saved in ``run_dir``; return the updated summary."""
+        """Evaluate the fit saved in ``run_dir`` as ``options`` (an
+        ``evaluate_class``) say; return the updated summary.
+        """
         raise UsageError(f"model {cls.name!r} has no 'evaluate' step; try 'criticize'")
 
     @classmethod
@@ -124,10 +154,13 @@ _REGISTRY: dict[str, type[ModelSpec]] = {}
 def register_model(spec: type[ModelSpec]) -> type[ModelSpec]:
     """Class decorator: file ``spec`` under ``spec.name``.
 
-    :raises TypeError: if ``spec`` leaves out a method every model must define.
+    :raises TypeError: if ``spec`` leaves out a method every model must define, or
+        its ``config_class``.
     """
     # Specs are used as classes, never instantiated, so ABC alone would not notice.
     missing = sorted(getattr(spec, "__abstractmethods__", ()))
+    if not hasattr(spec, "config_class"):
+        missing.insert(0, "config_class")
     if missing:
         raise TypeError(f"model {spec.name!r} does not define {', '.join(missing)}")
     if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ppl_models.cli.fitting import add_common_fit_arguments, headline, run_fit
+from ppl_models.cli.fitting import add_fit_options, headline, run_fit
 from ppl_models.io.run_dir import prepare_run_dir, write_summary, writing_run
 from ppl_models.registry import get_model, list_models
 
@@ -24,8 +24,7 @@ def _run_demos(out: Path, device: str) -> dict[str, dict]:
         spec = get_model(name)
         for run_name, fit_args in spec.demo_runs().items():
             parser = argparse.ArgumentParser(prog=f"demo {run_name}")
-            spec.add_fit_arguments(parser)
-            add_common_fit_arguments(parser)
+            add_fit_options(parser, spec)
             args = parser.parse_args(
                 [*fit_args, "--device", device, "--out", str(out / run_name)]
             )

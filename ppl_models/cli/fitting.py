@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
+from ppl_models.cli.options import add_options, from_namespace
 from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
 from ppl_models.errors import UsageError
-from ppl_models.inference.compiled import COMPILE_MODES
 from ppl_models.io.run_dir import (
     CHECKPOINT,
     SUMMARY,
@@ -19,8 +20,8 @@ from ppl_models.io.run_dir import (
     read_config,
     writing_run,
 )
-from ppl_models.registry import ModelSpec
-from ppl_models.validation import MAX_SEED, check_seed
+from ppl_models.registry import ModelSpec, RunOptions
+from ppl_models.settings import read_run_config, resumed, setting
 
 
 def headline(summary: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -31,52 +32,61 @@ def headline(summary: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: v[-1] if isinstance(v, list) and v else v for k, v in picked.items()}
 
 
-def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--seed``, ``--device`` and ``--out``, shared by every model's ``fit``."""
-    parser.add_argument(
-        "--seed",
-        type=_seed,
-        default=0,
-        help=f"seeds the data, the fit and its checks (0 to {MAX_SEED})",
+@dataclass(frozen=True, kw_only=True)
+class FitOptions:
+    """The options of ``fit`` that are neither the model's nor the run's."""
+
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N (default: auto)")
+    out: Path = setting(MISSING, "the run directory", metavar="DIR")
+    overwrite: bool = setting(
+        False, "replace the run already in --out, removing the files it wrote"
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
-    )
-    parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="the run directory"
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the run already in --out, removing the files it wrote",
-    )
-    parser.add_argument(
-        "--compile",
-        choices=COMPILE_MODES,
-        help="trace the ELBO into a graph and compile it with this torch.compile "
-        "mode: faster steps after a compile of some seconds (default: plain Pyro)",
-    )
+
+
+def add_fit_options(parser: argparse.ArgumentParser, spec: type[ModelSpec]) -> None:
+    """``fit NAME``'s options: the model's settings, then ``--device``, ``--out``,
+    ``--overwrite``, ``--resume`` (for a model that can resume) and ``--compile``.
+    """
+    add_options(parser, spec.config_class)
+    add_options(parser, FitOptions)
+    add_options(parser, RunOptions, leave_out=() if spec.can_resume else ["resume"])
+
+
+def fit_config(
+    spec: type[ModelSpec], args: argparse.Namespace, run_dir: Path, resume: bool
+) -> Any:
+    """The config of a fit: the command line's, or with ``--resume`` the run's
+    ``config.json`` with only the resumable settings from the command line.
+    """
+    given = from_namespace(spec.config_class, args)
+    if not resume:
+        return given
+    return resumed(read_run_config(spec.config_class, run_dir), given)
 
 
 def run_fit(
     spec: type[ModelSpec], args: argparse.Namespace, quiet: bool = False
 ) -> dict[str, Any]:
-    """Fit ``spec``'s model as ``args`` say into ``args.out``; return the summary.
+    """Fit ``spec``'s model as ``args`` (parsed with :func:`add_fit_options`) say
+    into ``args.out``; return the summary.
 
     The device and the output directory are checked before any work, and the
     directory is locked while the fit writes it. A run already there, of any model,
     is replaced only with ``--overwrite`` and continued only with ``--resume``. If
     the fit fails before writing a checkpoint, a directory it created is removed.
     """
-    device = resolve_device(args.device)
-    existed = args.out.exists()
-    run_dir = prepare_run_dir(args.out)
+    fit = from_namespace(FitOptions, args)
+    options = from_namespace(RunOptions, args)
+    device = resolve_device(fit.device)
+    existed = fit.out.exists()
+    run_dir = prepare_run_dir(fit.out)
     # A model that cannot resume has no --resume option at all.
-    resume = getattr(args, "resume", None)
+    resume = options.resume if spec.can_resume else None
     try:
-        with writing_run(run_dir, replace=args.overwrite):
-            check_run_dir(spec, run_dir, resume=resume, overwrite=args.overwrite)
-            summary = spec.fit_run(args, run_dir, device)
+        with writing_run(run_dir, replace=fit.overwrite):
+            check_run_dir(spec, run_dir, resume=resume, overwrite=fit.overwrite)
+            config = fit_config(spec, args, run_dir, options.resume)
+            summary = spec.fit_run(config, run_dir, device, options)
     except BaseException:
         # A directory this fit created, with no checkpoint to resume from, holds
         # nothing worth keeping: at most a config and a summary of a run that failed.
@@ -97,7 +107,8 @@ def check_run_dir(
 
     :param resume: whether ``--resume`` was given; None if the model cannot resume.
     :raises UsageError: for a run already there without ``--resume`` or
-        ``--overwrite``, or a ``--resume`` of another model's run.
+        ``--overwrite``, or a ``--resume`` of another model's run or of a run
+        without a checkpoint.
     """
     if resume and overwrite:
         raise UsageError(
@@ -112,6 +123,9 @@ def check_run_dir(
             raise UsageError(
                 f"--resume: {run_dir} holds a run of model {model!r}, not {spec.name!r}"
             )
+        if not (run_dir / CHECKPOINT).is_file():
+            # Its config is there, but the fit stopped before its first checkpoint.
+            raise UsageError(f"--resume: {run_dir} holds no checkpoint to resume")
     elif holds_run(run_dir) and not overwrite:
         model = _model_of(run_dir)
         can_resume = resume is not None and model == spec.name
@@ -127,13 +141,3 @@ def _model_of(run_dir: Path) -> str:
         return read_config(run_dir)["model"]
     except UsageError:
         return "unknown"
-
-
-def _seed(text: str) -> int:
-    """``--seed``: an integer from 0 to 2**32 - 1, or argparse's usage error."""
-    try:
-        return check_seed(int(text))
-    except (ValueError, UsageError):
-        raise argparse.ArgumentTypeError(
-            f"seed must be an integer from 0 to {MAX_SEED}, got {text!r}"
-        ) from None

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ppl_models import __version__
 from ppl_models.cli.demo import run_demo
-from ppl_models.cli.fitting import add_common_fit_arguments, run_fit
+from ppl_models.cli.fitting import add_fit_options, run_fit
+from ppl_models.cli.options import add_options, from_namespace
 from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
 from ppl_models.errors import TrainingError, UsageError
@@ -74,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         model_parser = models.add_parser(
             name, help=spec.description, description=spec.description
         )
-        spec.add_fit_arguments(model_parser)
-        add_common_fit_arguments(model_parser)
+        add_fit_options(model_parser, spec)
 
     criticize = commands.add_parser("criticize", help="criticise a fitted run")
     criticize.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
@@ -216,12 +216,15 @@ def _evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     if spec is None:
         parser.error("the following arguments are required: DIR")
     argv = [str(args.run_dir), "--device", args.device, *extra]
-    options = parser.parse_args(argv)
-    device = resolve_device(options.device)
-    with writing_run(options.run_dir):
-        summary = spec.evaluate_run(options.run_dir, options, device)
+    parsed = parser.parse_args(argv)
+    options = (
+        from_namespace(spec.evaluate_class, parsed) if spec.evaluate_class else None
+    )
+    device = resolve_device(parsed.device)
+    with writing_run(parsed.run_dir):
+        summary = spec.evaluate_run(parsed.run_dir, options, device)
     print(f"evaluation of {args.run_dir} written to {args.run_dir / 'summary.json'}")
-    own = [key for key in vars(options) if key not in ("run_dir", "device")]
+    own = [key for key in vars(parsed) if key not in ("run_dir", "device")]
     _print_numbers(summary, own + list(spec.evaluation_keys))
     return 0
 
@@ -240,8 +243,8 @@ def evaluate_parser(spec: type[ModelSpec] | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
-    if spec is not None:
-        spec.add_evaluate_arguments(parser)
+    if spec is not None and spec.evaluate_class is not None:
+        add_options(parser, spec.evaluate_class)
     return parser
 
 

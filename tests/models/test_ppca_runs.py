@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pyro
@@ -14,13 +15,21 @@ import pytest
 import torch
 
 import ppl_models
-from ppl_models.cli.fitting import add_common_fit_arguments
+from ppl_models.cli.fitting import add_fit_options
 from ppl_models.device import resolve_device
 from ppl_models.errors import CheckpointError
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, read_config
-from ppl_models.models.ppca import INFERENCE_METHODS, PPCASpec, experiment, fit_ppca
+from ppl_models.models.ppca import (
+    INFERENCE_METHODS,
+    PPCARunConfig,
+    PPCASpec,
+    experiment,
+    fit_ppca,
+)
+from ppl_models.registry import RunOptions
 from ppl_models.seeding import derived_seed
+from ppl_models.settings import read_run_config
 from tests.conftest import TEST_DEVICE
 
 # The device under test: on a GPU the run, its checkpoint and its reload stay there.
@@ -39,18 +48,18 @@ MEANFIELD_ARGS = dict(
     lr=0.03,
     ppc_samples=8,
     seed=11,
-    compile=None,
     checkpoint_every=4,
-    resume=False,
 )
+#: a fresh fit, not compiled
+PLAIN = RunOptions()
 
 
-def fit_args(**kwargs) -> argparse.Namespace:
-    """The namespace ``ppl-models fit ppca`` hands to ``PPCASpec.fit_run``."""
-    return argparse.Namespace(**kwargs)
+def fit_args(**kwargs) -> PPCARunConfig:
+    """The config ``ppl-models fit ppca`` hands to ``PPCASpec.fit_run``."""
+    return PPCARunConfig(**kwargs)
 
 
-def reference_fit(args: argparse.Namespace, data=None):
+def reference_fit(args: PPCARunConfig, data=None):
     """The same fit through the Python API."""
     return fit_ppca(
         data,
@@ -96,7 +105,7 @@ def meanfield_run(tmp_path_factory):
     args = fit_args(**MEANFIELD_ARGS)
     with pytest.MonkeyPatch.context() as monkeypatch:
         returned, figures = run_and_capture(
-            monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, DEVICE)
+            monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, DEVICE, PLAIN)
         )
     reference = reference_fit(args)
     return {
@@ -126,6 +135,7 @@ def test_config_records_every_argument_needed_to_rebuild_the_fit(meanfield_run):
         "latent_dim": 2,
         "noise_scale": pytest.approx(0.4),
         "steps": 10,
+        "checkpoint_every": 4,
         "lr": 0.03,
         "seed": 11,
         "ppc_samples": 8,
@@ -295,7 +305,7 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
     args = fit_args(**{**MEANFIELD_ARGS, "inference": "map", "data": path, "steps": 5})
     args.ppc_samples = 5
     summary, figures = run_and_capture(
-        monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, DEVICE)
+        monkeypatch, lambda: PPCASpec.fit_run(args, run_dir, DEVICE, PLAIN)
     )
     config = read_config(run_dir)
     assert config["data"] == str(path)
@@ -305,6 +315,7 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
     reference = reference_fit(args, data=data)
     assert np.allclose(summary["w"], reference.w.cpu().numpy(), rtol=1e-5, atol=1e-7)
     assert "w_true" not in load_checkpoint(run_dir / CHECKPOINT, "ppca")
+    config = read_run_config(PPCARunConfig, run_dir)
     fit = experiment.load_fit(run_dir / CHECKPOINT, config, DEVICE)
     assert fit.w_true is None and fit.inference == "map"
     assert torch.allclose(fit.w, reference.w)
@@ -313,8 +324,9 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
 
 
 def test_load_fit_refuses_a_checkpoint_that_does_not_fit_the_config(meanfield_run):
-    config = {**read_config(meanfield_run["run_dir"]), "latent_dim": 1}
-    path = meanfield_run["run_dir"] / CHECKPOINT
+    run_dir = meanfield_run["run_dir"]
+    config = replace(read_run_config(PPCARunConfig, run_dir), latent_dim=1)
+    path = run_dir / CHECKPOINT
     with pytest.raises(CheckpointError) as error:
         experiment.load_fit(path, config, DEVICE)
     assert str(error.value).startswith(f"{path} does not fit the run's configuration")
@@ -322,8 +334,7 @@ def test_load_fit_refuses_a_checkpoint_that_does_not_fit_the_config(meanfield_ru
 
 def test_demo_runs_fit_each_inference_method_once():
     parser = argparse.ArgumentParser()
-    PPCASpec.add_fit_arguments(parser)
-    add_common_fit_arguments(parser)
+    add_fit_options(parser, PPCASpec)
     runs = PPCASpec.demo_runs()
     assert set(runs) == {f"ppca-{name}" for name in INFERENCE_METHODS}
     for name, argv in runs.items():
@@ -344,9 +355,9 @@ def test_a_compiled_run_compiles_the_elbo_and_says_so(tmp_path, monkeypatch):
         lambda objective, mode: modes.append(mode) or objective,
     )
     args = fit_args(**{**MEANFIELD_ARGS, "steps": 2, "ppc_samples": 2})
-    args.compile = "reduce-overhead"
+    options = RunOptions(compile="reduce-overhead")
     summary, _ = run_and_capture(
-        monkeypatch, lambda: PPCASpec.fit_run(args, tmp_path, DEVICE)
+        monkeypatch, lambda: PPCASpec.fit_run(args, tmp_path, DEVICE, options)
     )
     assert modes == ["reduce-overhead"]
     assert summary["compile"] == "reduce-overhead"

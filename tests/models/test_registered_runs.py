@@ -8,6 +8,9 @@ code.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import fields
+from pathlib import Path
 
 import pyro
 import pytest
@@ -18,6 +21,12 @@ from ppl_models import get_model, list_models
 from ppl_models.cli import main
 from ppl_models.errors import CheckpointError
 from ppl_models.registry import ModelSpec, register_model
+from ppl_models.settings import (
+    config_from_dict,
+    config_to_dict,
+    read_run_config,
+    settings_of,
+)
 
 
 def run_cli(capsys, *argv):
@@ -62,6 +71,13 @@ def test_fit_criticize_evaluate_and_reload(name, capsys, tmp_path):
         for key in spec.evaluation_keys:
             assert f"  {key}: " in stdout, key
 
+    # config.json holds the config the fit ran with, settings resolved.
+    config = read_run_config(spec.config_class, out)
+    assert config_to_dict(config) == {
+        k: v for k, v in json.loads((out / "config.json").read_text()).items()
+        if k != "model"
+    }  # fmt: skip
+
     # The model's own fit object, rebuilt from the run directory alone.
     loaded = ppl_models.load_fit(out, device="cpu")
     assert type(loaded).__module__.startswith(f"ppl_models.models.{name}.")
@@ -84,6 +100,40 @@ def test_a_model_that_leaves_out_a_required_method_is_not_registered():
         description = "a spec without load_fit"
         inference_methods = {"map": "point estimates"}
 
+    with pytest.raises(TypeError, match="'incomplete' does not define config_class, "):
+        register_model(Incomplete)
     with pytest.raises(TypeError, match="'incomplete' does not define .*load_fit"):
         register_model(Incomplete)
     assert "incomplete" not in list_models()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_a_models_settings_have_help_and_go_through_config_json(name):
+    spec = get_model(name)
+    # Every field is a setting (settings_of refuses others) with a help text.
+    for cls in (spec.config_class, spec.evaluate_class):
+        if cls is not None:
+            assert [s.name for s in settings_of(cls)] == [f.name for f in fields(cls)]
+            assert all(s.help for s in settings_of(cls))
+    config = spec.config_class()
+    values = json.loads(json.dumps(config_to_dict(config)))
+    assert config_from_dict(spec.config_class, values, "config.json") == config
+
+
+def test_the_command_line_and_the_registry_name_no_model():
+    # Adding a model touches only its package: the code that serves every model
+    # names none of them, nor their summary entries, nor argparse in the registry.
+    package = Path(ppl_models.__file__).parent
+    shared = [*(package / "cli").glob("*.py"), *(package / "inference").glob("*.py"),
+              package / "registry.py", package / "settings.py"]  # fmt: skip
+    words = set(list_models())
+    for name in list_models():
+        spec = get_model(name)
+        keys = spec.headline_keys + spec.criticism_keys + spec.evaluation_keys
+        words |= set(keys) - set(ModelSpec.headline_keys)
+    pattern = re.compile(rf"\b({'|'.join(sorted(words))})\b", re.IGNORECASE)
+    for path in shared:
+        found = pattern.findall(path.read_text())
+        assert not found, f"{path.relative_to(package)} names {sorted(set(found))}"
+    for path in [package / "registry.py", *(package / "models").rglob("*.py")]:
+        assert "argparse" not in path.read_text(), path.relative_to(package)

@@ -1,5 +1,6 @@
 """Probabilistic PCA: the model, MAP and mean-field fits, and its command line."""
 
+from ppl_models.models.ppca.config import PPCARunConfig
 from ppl_models.models.ppca.experiment import PPCASpec
 from ppl_models.models.ppca.fit import (
     INFERENCE_METHODS,
@@ -20,6 +21,7 @@ __all__ = [
     "INFERENCE_METHODS",
     "PPCA",
     "PPCAFit",
+    "PPCARunConfig",
     "PPCASpec",
     "closed_form_w",
     "fit_ppca",

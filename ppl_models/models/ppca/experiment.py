@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,23 +11,17 @@ import pyro
 import torch
 
 from ppl_models.data.arrays import load_array_file
-from ppl_models.errors import UsageError
 from ppl_models.inference import initialize_guide
 from ppl_models.io.checkpoint import load_checkpoint, load_state
-from ppl_models.io.run_dir import (
-    CHECKPOINT,
-    read_config,
-    update_summary,
-    write_config,
-    write_summary,
-    write_table,
-)
+from ppl_models.io.run_dir import CHECKPOINT, update_summary, write_summary, write_table
 from ppl_models.models.ppca.checkpoint import resumed_steps
+from ppl_models.models.ppca.config import PPCARunConfig
 from ppl_models.models.ppca.fit import INFERENCE_METHODS, PPCAFit, fit_ppca, make_elbo
 from ppl_models.models.ppca.model import PPCA, make_guide
 from ppl_models.plots import plot_loss_trace, plot_ppc, plot_replay_scatter, save_figure
-from ppl_models.registry import ModelSpec, SmokeCase, register_model
+from ppl_models.registry import ModelSpec, RunOptions, SmokeCase, register_model
 from ppl_models.seeding import caller_rng_kept, derived_seed
+from ppl_models.settings import read_run_config, write_run_config
 from ppl_models.validation import as_data_matrix, check_positive_int
 
 
@@ -38,6 +32,8 @@ class PPCASpec(ModelSpec):
     name = "ppca"
     description = "probabilistic PCA, x ~ Normal(w @ z, sigma) with known sigma"
     inference_methods = INFERENCE_METHODS
+    config_class = PPCARunConfig
+    can_resume = True
     headline_keys = (
         "final_loss",
         "axis_cosine_true",
@@ -48,67 +44,39 @@ class PPCASpec(ModelSpec):
     criticism_keys = ("replay_cov_rel_error", "ppc")
 
     @classmethod
-    def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        add = parser.add_argument
-        add(
-            "--inference",
-            default="map",
-            choices=tuple(INFERENCE_METHODS),
-            help="map: point estimates of w and z; meanfield: a Normal guide for each",
-        )
-        add(
-            "--data",
-            type=Path,
-            help="a .npy or .csv file of shape (N, data_dim); default: simulate",
-        )
-        add("--num-datapoints", type=int, default=5000, help="N, when simulating")
-        add("--data-dim", type=int, default=2, help="D, when simulating")
-        add("--latent-dim", type=int, default=1, help="K, the principal axes")
-        add("--noise-scale", type=float, default=0.5, help="sigma, the known noise sd")
-        add(
-            "--steps",
-            type=int,
-            default=1000,
-            help="full-batch SVI steps in all, resumed ones too",
-        )
-        add(
-            "--checkpoint-every",
-            type=int,
-            default=500,
-            help="steps between checkpoints (one is also written after the last "
-            "step and on Ctrl-C)",
-        )
-        add("--resume", action="store_true", help="continue the run in --out")
-        add("--lr", type=float, default=0.05, help="Adam's learning rate")
-        add(
-            "--ppc-samples",
-            type=int,
-            default=500,
-            help="replicated data sets for the predictive checks",
-        )
-
-    @classmethod
     def fit_run(
-        cls, args: argparse.Namespace, run_dir: Path, device: torch.device
+        cls,
+        config: PPCARunConfig,
+        run_dir: Path,
+        device: torch.device,
+        options: RunOptions,
     ) -> dict[str, Any]:
-        config, record, data = _run_settings(cls.name, args, run_dir, device)
-        config["steps"] = args.steps
+        record, data = None, None
+        if options.resume:
+            record = load_checkpoint(run_dir / CHECKPOINT, "ppca", device)
+            resumed_steps(record, config.steps)  # refused before any file is written
+        else:
+            check_positive_int("ppc_samples", config.ppc_samples)
+            if config.data is not None:
+                data = load_array_file(config.data)
+                n, d = as_data_matrix(data, "data").shape
+                config = replace(config, num_datapoints=n, data_dim=d)
         # Written first, so a checkpoint on disk always has its config beside it.
-        write_config(run_dir, config)
+        write_run_config(run_dir, cls.name, config)
         fit = fit_ppca(
             data,
-            inference=config["inference"],
-            num_datapoints=config["num_datapoints"],
-            data_dim=config["data_dim"],
-            latent_dim=config["latent_dim"],
-            noise_scale=config["noise_scale"],
-            steps=args.steps,
-            lr=config["lr"],
-            seed=config["seed"],
+            inference=config.inference,
+            num_datapoints=config.num_datapoints,
+            data_dim=config.data_dim,
+            latent_dim=config.latent_dim,
+            noise_scale=config.noise_scale,
+            steps=config.steps,
+            lr=config.lr,
+            seed=config.seed,
             device=device,
-            compile=args.compile,
+            compile=options.compile,
             checkpoint_path=run_dir / CHECKPOINT,
-            checkpoint_every=args.checkpoint_every,
+            checkpoint_every=config.checkpoint_every,
             resume_from=record,
         )
         losses = fit.losses.tolist()
@@ -125,8 +93,8 @@ class PPCASpec(ModelSpec):
             "model": cls.name,
             "inference": fit.inference,
             "device": str(device),
-            "compile": args.compile,
-            "seed": config["seed"],
+            "compile": options.compile,
+            "seed": config.seed,
             "steps": len(losses),
             "initial_loss": losses[0],
             "final_loss": losses[-1],
@@ -140,17 +108,18 @@ class PPCASpec(ModelSpec):
         if fit.w_scale is not None:
             summary["w_scale"] = fit.w_scale.tolist()
         write_summary(run_dir, summary)
-        return criticize_fit(fit, run_dir, config["ppc_samples"], config["seed"])
+        return criticize_fit(fit, run_dir, config.ppc_samples, config.seed)
 
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
-        config = read_config(run_dir)
+        config = read_run_config(PPCARunConfig, run_dir)
         fit = cls.load_fit(run_dir, device)
-        return criticize_fit(fit, run_dir, config["ppc_samples"], config["seed"])
+        return criticize_fit(fit, run_dir, config.ppc_samples, config.seed)
 
     @classmethod
     def load_fit(cls, run_dir: Path, device: torch.device) -> PPCAFit:
-        return load_fit(run_dir / CHECKPOINT, read_config(run_dir), device)
+        config = read_run_config(PPCARunConfig, run_dir)
+        return load_fit(run_dir / CHECKPOINT, config, device)
 
     @classmethod
     def smoke_fit_args(cls) -> list[str]:
@@ -178,42 +147,6 @@ class PPCASpec(ModelSpec):
                 predict_args=(None, 7),
                 latent_sites=("w", "z"),
             )
-
-
-def _run_settings(
-    name: str, args: argparse.Namespace, run_dir: Path, device: torch.device
-) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
-    """The run's config, the checkpoint to resume from (``--resume``) and the data.
-
-    A resumed run takes its settings from its ``config.json``; only ``--steps`` (in
-    all), ``--checkpoint-every`` and ``--compile`` are new. The command line has
-    already refused to replace a run without ``--overwrite``.
-    """
-    if args.resume:
-        checkpoint = run_dir / CHECKPOINT
-        if not checkpoint.is_file():
-            raise UsageError(f"--resume: {run_dir} holds no checkpoint to resume")
-        config = read_config(run_dir)
-        record = load_checkpoint(checkpoint, "ppca", device)
-        resumed_steps(record, args.steps)  # refused before any file is written
-        return config, record, None
-    check_positive_int("ppc_samples", args.ppc_samples)
-    data = load_array_file(args.data) if args.data is not None else None
-    data_dim = args.data_dim if data is None else as_data_matrix(data, "data").shape[1]
-    config = {
-        "model": name,
-        "inference": args.inference,
-        "data": str(args.data) if args.data is not None else None,
-        "num_datapoints": args.num_datapoints if data is None else len(data),
-        "data_dim": data_dim,
-        "latent_dim": args.latent_dim,
-        "noise_scale": args.noise_scale,
-        "steps": args.steps,
-        "lr": args.lr,
-        "seed": args.seed,
-        "ppc_samples": args.ppc_samples,
-    }
-    return config, None, data
 
 
 def criticize_fit(
@@ -247,20 +180,18 @@ def criticize_fit(
     )
 
 
-def load_fit(path: Path, config: dict[str, Any], device: torch.device) -> PPCAFit:
+def load_fit(path: Path, config: PPCARunConfig, device: torch.device) -> PPCAFit:
     """Rebuild a :class:`PPCAFit` from a checkpoint and its run's config."""
     record = load_checkpoint(path, "ppca", device)
-    model = PPCA(config["data_dim"], config["latent_dim"], config["noise_scale"]).to(
-        device
-    )
-    guide = make_guide(model, config["inference"])
+    model = PPCA(config.data_dim, config.latent_dim, config.noise_scale).to(device)
+    guide = make_guide(model, config.inference)
     initialize_guide(guide, record["x"])
     load_state(model, record["model_state"], path)
     load_state(guide, record["guide_state"], path)
     return PPCAFit(
         model=model,
         guide=guide,
-        inference=config["inference"],
+        inference=config.inference,
         x=record["x"],
         losses=record["losses"],
         w_true=record.get("w_true"),

@@ -4,6 +4,7 @@ criticism and the command line."""
 from ppl_models.models.vae.experiment import VAESpec
 from ppl_models.models.vae.fit import VAEFit, fit_vae
 from ppl_models.models.vae.model import VAE, VAEConfig, VAEGuide, VAEModel, make_elbo
+from ppl_models.models.vae.runs import VAERunConfig
 from ppl_models.models.vae.train import History, TrainSettings, train_vae
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "VAEFit",
     "VAEGuide",
     "VAEModel",
+    "VAERunConfig",
     "VAESpec",
     "fit_vae",
     "make_elbo",

@@ -3,43 +3,45 @@ criticise it."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyro
 import torch
 
-from ppl_models.data.images import BINARIZATIONS, DATASETS, load_images
-from ppl_models.io.run_dir import (
-    CHECKPOINT,
-    update_summary,
-    write_config,
-    write_summary,
-)
+from ppl_models.data.images import load_images
+from ppl_models.io.run_dir import CHECKPOINT, update_summary, write_summary
 from ppl_models.models.vae.criticize import criticize_vae
-from ppl_models.models.vae.fit import (
-    VAEFit,
-    check_likelihood,
-    default_likelihood,
-    fit_vae,
-)
-from ppl_models.models.vae.model import ELBOS, LIKELIHOODS, VAE, VAEConfig, make_elbo
-from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
-from ppl_models.models.vae.priors import PRIORS
+from ppl_models.models.vae.fit import VAEFit, check_likelihood, fit_vae
+from ppl_models.models.vae.model import VAE, VAEConfig, make_elbo
 from ppl_models.models.vae.runs import (
-    TRAIN_KEYS,
-    VAE_CONFIG_KEYS,
+    VAERunConfig,
     history_summary,
     load_fit,
-    run_and_checkpoint,
+    resume_record,
     save_nelbo_plot,
     write_metrics,
 )
 from ppl_models.models.vae.train import History, TrainSettings
-from ppl_models.registry import ModelSpec, SmokeCase, register_model
+from ppl_models.registry import ModelSpec, RunOptions, SmokeCase, register_model
 from ppl_models.seeding import caller_rng_kept, derived_seed
+from ppl_models.settings import (
+    common_values,
+    config_to_dict,
+    setting,
+    write_run_config,
+)
+
+
+@dataclass(frozen=True)
+class VAEEvaluation:
+    """The options of ``ppl-models evaluate`` for a VAE run."""
+
+    iwae_samples: int = setting(100, "importance samples per image for the IWAE bound")
+    iwae_images: int | None = setting(None, "first N test images (all)")
+    data_dir: Path | None = setting(None, "data root holding mnist/")
 
 
 def _epoch_done(history: History, run_dir: Path) -> None:
@@ -61,98 +63,41 @@ class VAESpec(ModelSpec):
     criticism_keys = ("ppc", "ppc_pixel_extreme_fraction")
     evaluation_keys = ("test_iwae", "test_elbo_iwae_samples", "test_distortion",
                        "test_rate")  # fmt: skip
-
-    @classmethod
-    def add_fit_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        add = parser.add_argument
-        add("--dataset", default="mnist", choices=DATASETS, help="the images")
-        add("--data-dir", type=Path, help="data root holding mnist/")
-        add("--train-images", type=int, help="use the first N training images (all)")
-        add("--test-images", type=int, help="use the first N test images (all)")
-        add(
-            "--binarize",
-            default="dynamic",
-            choices=BINARIZATIONS,
-            help="dynamic: resample pixels as Bernoulli draws every epoch; "
-            "threshold: at 0.5; none: grey levels",
-        )
-        add("--architecture", default="mlp", choices=ARCHITECTURES, help="networks")
-        add("--latent-dim", type=int, default=None, help="default 50 (mlp), 16 (conv)")
-        add(
-            "--hidden-dim",
-            type=int,
-            nargs="+",
-            default=[400],
-            dest="hidden_dims",
-            help="widths of the mlp's hidden layers",
-        )
-        add(
-            "--activation",
-            default="softplus",
-            choices=tuple(ACTIVATIONS),
-            help="the networks' nonlinearity",
-        )
-        add("--base-depth", type=int, default=32, help="channels of the conv nets")
-        add("--prior", default="normal", choices=PRIORS, help="p(z)")
-        add(
-            "--mixture-components",
-            type=int,
-            default=10,
-            help="components of the mixture prior",
-        )
-        add("--likelihood", choices=LIKELIHOODS, help="default: by --binarize")
-        add(
-            "--elbo",
-            default="trace",
-            choices=ELBOS,
-            help="trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)",
-        )
-        add("--num-particles", type=int, default=1, help="ELBO samples per image")
-        add("--epochs", type=int, default=5, help="epochs in all, resumed ones too")
-        add("--batch-size", type=int, default=128, help="images per step")
-        add("--lr", type=float, default=1e-3, help="Adam's learning rate")
-        add("--clip-grad", type=float, help="clip the gradient norm to this value")
-        add(
-            "--checkpoint-every", type=int, default=1, help="epochs between checkpoints"
-        )
-        add("--resume", action="store_true", help="continue the run in --out")
-        add("--no-criticize", action="store_true", help="skip the pictures and checks")
+    config_class = VAERunConfig
+    evaluate_class = VAEEvaluation
+    can_resume = True
 
     @classmethod
     def fit_run(
-        cls, args: argparse.Namespace, run_dir: Path, device: torch.device
+        cls,
+        config: VAERunConfig,
+        run_dir: Path,
+        device: torch.device,
+        options: RunOptions,
     ) -> dict[str, Any]:
-        checkpoint = run_dir / CHECKPOINT
-        run, record = run_and_checkpoint(args, run_dir, device)
+        record = None
+        if options.resume:
+            record = resume_record(run_dir, config, device)
+        config = config.resolved()
         # Check everything cheap, then load the data, before writing any file.
-        settings = TrainSettings(
-            **{k: run[k] for k in TRAIN_KEYS if k != "epochs"},
-            epochs=args.epochs,
-            clip_grad=args.clip_grad,
-            checkpoint_every=args.checkpoint_every,
-            compile=args.compile,
-        )
-        vae_args = {k: run[k] for k in VAE_CONFIG_KEYS}
-        vae_args["likelihood"] = vae_args["likelihood"] or default_likelihood(
-            run["binarize"]
-        )
-        make_elbo(settings.elbo, VAEConfig(**vae_args), settings.num_particles)
-        check_likelihood(vae_args["likelihood"], run["binarize"])
+        settings = config.train_settings(compile=options.compile)
+        network = config.network_settings()
+        make_elbo(settings.elbo, VAEConfig(**network), settings.num_particles)
+        check_likelihood(config.likelihood, config.binarize)
         data = load_images(
-            run["dataset"],
-            binarize=run["binarize"],
-            data_dir=args.data_dir,
+            config.dataset,
+            binarize=config.binarize,
+            data_dir=config.data_dir,
             device=device,
-            limit_train=run["train_images"],
-            limit_test=run["test_images"],
+            limit_train=config.train_images,
+            limit_test=config.test_images,
         )
-        run.update(likelihood=vae_args["likelihood"], model=cls.name)
-        write_config(run_dir, run)
+        write_run_config(run_dir, cls.name, config)
         started = {
-            **run,
+            "model": cls.name,
+            **config_to_dict(config),
             "device": str(device),
-            "compile": args.compile,
-            "epochs": args.epochs,
+            "compile": options.compile,
         }
         # Resumed or not, the summary starts afresh: the history comes back from
         # the checkpoint, criticism is redone, and held-out bounds of the shorter
@@ -161,44 +106,29 @@ class VAESpec(ModelSpec):
         fit = fit_vae(
             data,
             device=device,
-            checkpoint_path=checkpoint,
+            checkpoint_path=run_dir / CHECKPOINT,
             resume_from=record,
             on_epoch_end=lambda h: _epoch_done(h, run_dir),
-            **{k: getattr(settings, k) for k in TRAIN_KEYS},
-            clip_grad=settings.clip_grad,
-            checkpoint_every=settings.checkpoint_every,
             compile=settings.compile,
-            **vae_args,
+            **common_values(config, TrainSettings),
+            **network,
         )
         save_nelbo_plot(fit.history, run_dir)
         summary = update_summary(run_dir, **history_summary(fit.history))
-        if args.no_criticize:
+        if config.no_criticize:
             return summary
         with caller_rng_kept([fit.vae.device]):
-            pyro.set_rng_seed(derived_seed(run["seed"], "criticism"))
+            pyro.set_rng_seed(derived_seed(config.seed, "criticism"))
             criticism = criticize_vae(fit.vae, fit.data, run_dir)
         return update_summary(run_dir, **criticism)
 
     @classmethod
-    def add_evaluate_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--iwae-samples",
-            type=int,
-            default=100,
-            help="importance samples per image for the IWAE bound",
-        )
-        parser.add_argument(
-            "--iwae-images", type=int, default=None, help="first N test images (all)"
-        )
-        parser.add_argument("--data-dir", type=Path, help="data root holding mnist/")
-
-    @classmethod
     def evaluate_run(
-        cls, run_dir: Path, args: argparse.Namespace, device: torch.device
+        cls, run_dir: Path, options: VAEEvaluation, device: torch.device
     ) -> dict[str, Any]:
-        fit = load_fit(run_dir, device, args.data_dir)
+        fit = load_fit(run_dir, device, options.data_dir)
         bounds = fit.evaluate(
-            args.iwae_samples, args.iwae_images, seed=fit.settings.seed
+            options.iwae_samples, options.iwae_images, seed=fit.settings.seed
         )
         return update_summary(
             run_dir,
@@ -206,8 +136,8 @@ class VAESpec(ModelSpec):
             test_elbo_iwae_samples=bounds["elbo"],
             test_distortion=bounds["distortion"],
             test_rate=bounds["rate"],
-            iwae_samples=args.iwae_samples,
-            iwae_images=args.iwae_images or fit.data.test.shape[0],
+            iwae_samples=options.iwae_samples,
+            iwae_images=options.iwae_images or fit.data.test.shape[0],
         )
 
     @classmethod

@@ -1,0 +1,266 @@
+"""Settings said once: a model's config is a dataclass whose fields are its settings.
+
+Each field comes from :func:`setting`, which keeps the help text, the choices and
+how a resumed run treats it in the field's metadata. From that one declaration the
+command line makes its option (name, type, default, help), ``config.json`` holds the
+field under its name (:func:`write_run_config`, :func:`read_run_config`), and two
+configs are compared field by field (:func:`differing_fields`).
+
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Example:
+...     steps: int = setting(100, "steps in all", resumable=True)
+...     lr: float = setting(0.1, "the learning rate")
+>>> [(s.flag, s.type.__name__, s.default) for s in settings_of(Example)]
+[('--steps', 'int', 100), ('--lr', 'float', 0.1)]
+>>> resumed(Example(steps=100, lr=0.1), Example(steps=300, lr=9.0))
+Example(steps=300, lr=0.1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ppl_models.errors import CheckpointError, UsageError
+from ppl_models.io.run_dir import CONFIG, read_config, write_config
+from ppl_models.validation import MAX_SEED, check_seed
+
+C = TypeVar("C")
+
+#: the types a setting may have, alone, as ``X | None`` or as ``tuple[X, ...]``
+SCALARS = (bool, int, float, str, Path)
+_KEY = "ppl_models.setting"
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[str] | None = None,
+    resumable: bool = False,
+    recorded: bool = True,
+    flag: str | None = None,
+    metavar: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+) -> Any:
+    """A dataclass field declaring one setting.
+
+    :param default: the default, or ``dataclasses.MISSING`` for one that must be
+        given (declare such a class with ``kw_only=True``).
+    :param help: the option's help text.
+    :param choices: the values allowed.
+    :param resumable: whether a resumed run takes a new value (``--steps`` in all);
+        every other recorded setting keeps the value in ``config.json``.
+    :param recorded: whether ``config.json`` holds it; a setting of one invocation
+        (where the data lives, whether to skip the plots) is taken anew every time.
+    :param flag: the option's name, if not ``--`` and the field's name in kebab case.
+    :param metavar: the option's placeholder in the usage line.
+    :param parse: turns the option's text into the value, raising
+        :class:`UsageError` with the message to show (default: the field's type).
+    """
+    about = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "resumable": resumable,
+        "recorded": recorded,
+        "flag": flag,
+        "metavar": metavar,
+        "parse": parse,
+    }
+    return dataclasses.field(default=default, metadata={_KEY: about})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a config class, as :func:`settings_of` reads it."""
+
+    name: str
+    #: one of :data:`SCALARS`; a tuple setting's item type
+    type: type
+    #: whether None is a value (``X | None``)
+    optional: bool
+    #: whether it is a ``tuple[type, ...]``
+    many: bool
+    #: ``dataclasses.MISSING`` where it must be given
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+    resumable: bool
+    recorded: bool
+    flag: str
+    metavar: str | None
+    parse: Callable[[str], Any] | None
+
+
+def settings_of(cls: type) -> list[Setting]:
+    """The settings of the dataclass ``cls``, in field order.
+
+    :raises TypeError: for a field not declared by :func:`setting`, or of a type a
+        setting cannot have.
+    """
+    hints = typing.get_type_hints(cls)
+    found = []
+    for field in dataclasses.fields(cls):
+        if _KEY not in field.metadata:
+            raise TypeError(f"{cls.__name__}.{field.name} is not declared by setting()")
+        about = dict(field.metadata[_KEY])
+        kind, optional, many = _kind(hints[field.name], f"{cls.__name__}.{field.name}")
+        flag = about.pop("flag") or "--" + field.name.replace("_", "-")
+        found.append(
+            Setting(field.name, kind, optional, many, field.default, flag=flag, **about)
+        )
+    return found
+
+
+def _kind(hint: Any, where: str) -> tuple[type, bool, bool]:
+    args = typing.get_args(hint)
+    optional = isinstance(hint, types.UnionType) and type(None) in args
+    if optional:
+        (hint,) = [arg for arg in args if arg is not type(None)]
+        args = typing.get_args(hint)
+    many = typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is ...
+    kind = args[0] if many else hint
+    if kind not in SCALARS:
+        raise TypeError(f"{where}: a setting cannot have type {hint}")
+    return kind, optional, many
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """The recorded settings of ``config`` as JSON values: its ``asdict``, with
+    paths as strings and tuples as lists. :func:`config_from_dict` inverts it.
+    """
+    values = dataclasses.asdict(config)
+    return {
+        s.name: _to_json(values[s.name])
+        for s in settings_of(type(config))
+        if s.recorded
+    }
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def config_from_dict(cls: type[C], values: Mapping[str, Any], source: Any) -> C:
+    """A ``cls`` from :func:`config_to_dict`'s output, e.g. a run's ``config.json``.
+
+    A missing resumable setting takes its default: runs written before such a
+    setting was recorded lack it, and a resumed run takes it anew anyway. So does
+    a setting that is not recorded.
+
+    :param source: where the values come from, for the messages.
+    :raises CheckpointError: naming unknown or missing settings, or a value of the
+        wrong type.
+    """
+    settings = {s.name: s for s in settings_of(cls) if s.recorded}
+    unknown = [key for key in values if key not in settings]
+    if unknown:
+        raise CheckpointError(f"{source} holds unknown settings: {', '.join(unknown)}")
+    missing = [
+        name
+        for name, s in settings.items()
+        if name not in values and not (s.resumable and s.default is not MISSING)
+    ]
+    if missing:
+        raise CheckpointError(f"{source} lacks the settings {', '.join(missing)}")
+    return cls(**{k: _from_json(settings[k], v, source) for k, v in values.items()})
+
+
+def _from_json(s: Setting, value: Any, source: Any) -> Any:
+    if value is None and s.optional:
+        return None
+    items = value if s.many and isinstance(value, list) else [value]
+    if (s.many and not isinstance(value, list)) or not all(
+        _is_a(s.type, item) for item in items
+    ):
+        raise CheckpointError(f"{source}: {s.name} cannot be {value!r}")
+    items = [s.type(item) if s.type in (Path, float) else item for item in items]
+    return tuple(items) if s.many else items[0]
+
+
+def _is_a(kind: type, value: Any) -> bool:
+    if kind is Path:
+        return isinstance(value, str)
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    # JSON writes 1.0 as 1.0, but a person editing the file may write 1.
+    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
+
+
+def differing_fields(first: Any, second: Any) -> list[str]:
+    """The names of the fields in which two dataclasses of one class differ."""
+    if type(first) is not type(second):
+        raise TypeError(f"cannot compare {type(first)} with {type(second)}")
+    return [
+        field.name
+        for field in dataclasses.fields(first)
+        if getattr(first, field.name) != getattr(second, field.name)
+    ]
+
+
+def common_values(config: Any, cls: type) -> dict[str, Any]:
+    """``config``'s values of the fields that the dataclass ``cls`` has too: the
+    keywords ``config`` gives ``cls``.
+    """
+    own = {field.name for field in dataclasses.fields(config)}
+    return {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(cls)
+        if field.name in own
+    }
+
+
+def resumed(saved: C, given: C) -> C:
+    """The config a resumed run goes on with: ``saved``'s settings, but ``given``'s
+    resumable ones and those ``config.json`` does not record.
+    """
+    new = {
+        s.name: getattr(given, s.name)
+        for s in settings_of(type(saved))
+        if s.resumable or not s.recorded
+    }
+    return dataclasses.replace(saved, **new)
+
+
+def read_run_config(cls: type[C], run_dir: str | Path) -> C:
+    """The config in ``run_dir``'s ``config.json`` (besides the model's name).
+
+    :raises CheckpointError: if there is none, or it is not a config of ``cls``.
+    """
+    values = {k: v for k, v in read_config(run_dir).items() if k != "model"}
+    return config_from_dict(cls, values, Path(run_dir) / CONFIG)
+
+
+def write_run_config(run_dir: str | Path, model: str, config: Any) -> None:
+    """Write ``config.json``: the model's name and the recorded settings."""
+    write_config(run_dir, {"model": model, **config_to_dict(config)})
+
+
+def seed_setting() -> Any:
+    """The ``seed`` setting every model's config has."""
+    return setting(
+        0, f"seeds the data, the fit and its checks (0 to {MAX_SEED})", parse=parse_seed
+    )
+
+
+def parse_seed(text: str) -> int:
+    """``--seed``: an integer from 0 to 2**32 - 1.
+
+    :raises UsageError: for anything else, quoting ``text``.
+    """
+    try:
+        return check_seed(int(text))
+    except (ValueError, UsageError):
+        raise UsageError(
+            f"seed must be an integer from 0 to {MAX_SEED}, got {text!r}"
+        ) from None

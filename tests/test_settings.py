@@ -1,0 +1,162 @@
+"""Settings said once: what a field declared by ``setting`` tells, config.json's round
+trip through ``asdict``, the errors of a config.json that is not a config, the fields
+two configs differ in, and which settings a resumed run takes anew."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ppl_models.errors import CheckpointError, UsageError
+from ppl_models.io.run_dir import write_config
+from ppl_models.settings import (
+    common_values,
+    config_from_dict,
+    config_to_dict,
+    differing_fields,
+    parse_seed,
+    read_run_config,
+    resumed,
+    seed_setting,
+    setting,
+    settings_of,
+    write_run_config,
+)
+
+
+@dataclass
+class Toy:
+    """A config with a setting of every kind."""
+
+    method: str = setting("a", "which method", choices=("a", "b"))
+    data: Path | None = setting(None, "a file")
+    widths: tuple[int, ...] = setting((4, 2), "layer widths", flag="--width")
+    scale: float = setting(0.5, "a scale")
+    limit: int | None = setting(None, "at most this many")
+    steps: int = setting(10, "steps in all", resumable=True)
+    quiet: bool = setting(False, "say less", recorded=False)
+    seed: int = seed_setting()
+
+
+def test_a_setting_gives_the_type_default_help_choices_and_flag():
+    found = {s.name: s for s in settings_of(Toy)}
+    assert list(found) == [f.name for f in dataclasses.fields(Toy)]
+    method, data, widths = found["method"], found["data"], found["widths"]
+    assert (method.type, method.optional, method.many) == (str, False, False)
+    assert (method.default, method.help, method.choices) == ("a", "which method",
+                                                             ("a", "b"))  # fmt: skip
+    assert method.flag == "--method" and found["seed"].flag == "--seed"
+    assert (data.type, data.optional, data.default) == (Path, True, None)
+    assert (widths.type, widths.many, widths.flag) == (int, True, "--width")
+    assert (found["scale"].type, found["limit"].type) == (float, int)
+    assert found["limit"].optional and not found["scale"].optional
+    assert found["steps"].resumable and not found["scale"].resumable
+    assert not found["quiet"].recorded and found["steps"].recorded
+    assert found["seed"].parse is parse_seed
+
+
+def test_a_field_without_a_setting_or_of_another_type_is_refused():
+    @dataclass
+    class Bare:
+        lr: float = 0.1
+
+    @dataclass
+    class Listed:
+        sizes: list[int] = setting(None, "sizes")
+
+    with pytest.raises(TypeError, match=r"Bare.lr is not declared by setting\(\)"):
+        settings_of(Bare)
+    with pytest.raises(TypeError, match="Listed.sizes: a setting cannot have type"):
+        settings_of(Listed)
+
+
+def test_config_json_is_the_asdict_of_the_recorded_settings_and_reads_back():
+    config = Toy(method="b", data=Path("x/y.npy"), widths=(8,), limit=3, quiet=True)
+    values = config_to_dict(config)
+    recorded = {k: v for k, v in dataclasses.asdict(config).items() if k != "quiet"}
+    assert values == {**recorded, "data": "x/y.npy", "widths": [8]}
+    assert list(values) == [k for k in recorded]
+    back = config_from_dict(Toy, json.loads(json.dumps(values)), "config.json")
+    assert back == dataclasses.replace(config, quiet=False)  # not recorded
+    assert isinstance(back.data, Path) and back.widths == (8,)
+
+
+def test_a_run_directorys_config_names_its_model(tmp_path):
+    write_run_config(tmp_path, "toy", Toy(steps=3))
+    assert json.loads((tmp_path / "config.json").read_text())["model"] == "toy"
+    assert read_run_config(Toy, tmp_path) == Toy(steps=3)
+
+
+def test_unknown_and_missing_settings_are_named(tmp_path):
+    values = config_to_dict(Toy())
+    write_config(tmp_path, {"model": "toy", **values, "depth": 3, "quiet": True})
+    with pytest.raises(CheckpointError) as error:
+        read_run_config(Toy, tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'config.json'} holds unknown settings: depth, quiet"
+    )
+    partial = {k: v for k, v in values.items() if k not in ("scale", "seed")}
+    with pytest.raises(CheckpointError) as error:
+        config_from_dict(Toy, partial, "run/config.json")
+    assert str(error.value) == "run/config.json lacks the settings scale, seed"
+
+
+def test_a_missing_resumable_setting_takes_its_default():
+    # Runs written before a resumable setting was recorded lack it.
+    values = {k: v for k, v in config_to_dict(Toy(steps=7)).items() if k != "steps"}
+    assert config_from_dict(Toy, values, "config.json") == Toy()
+
+
+@pytest.mark.parametrize("key,value", [
+    ("scale", "0.5"), ("scale", True), ("limit", 2.5), ("widths", 4),
+    ("widths", [4, "2"]), ("data", 3), ("method", None), ("seed", None),
+])  # fmt: skip
+def test_a_value_of_the_wrong_type_is_named(key, value):
+    values = {**config_to_dict(Toy()), key: value}
+    with pytest.raises(CheckpointError) as error:
+        config_from_dict(Toy, values, "config.json")
+    assert str(error.value) == f"config.json: {key} cannot be {value!r}"
+
+
+def test_a_whole_number_is_a_float_setting():
+    values = {**config_to_dict(Toy()), "scale": 2}
+    scale = config_from_dict(Toy, values, "config.json").scale
+    assert scale == 2.0 and isinstance(scale, float)
+
+
+def test_differing_fields_are_named_in_field_order():
+    assert differing_fields(Toy(), Toy()) == []
+    changed = Toy(seed=3, method="b", widths=(1,))
+    assert differing_fields(Toy(), changed) == ["method", "widths", "seed"]
+    with pytest.raises(TypeError):
+        differing_fields(Toy(), object())
+
+
+def test_a_resumed_run_takes_only_resumable_and_unrecorded_settings_anew():
+    saved = Toy(method="b", steps=10, seed=4, quiet=False)
+    given = Toy(method="a", steps=30, seed=9, quiet=True, scale=2.0)
+    assert resumed(saved, given) == Toy(method="b", steps=30, seed=4, quiet=True)
+
+
+def test_common_values_are_the_keywords_a_config_gives_another_class():
+    @dataclass
+    class Training:
+        steps: int = 1
+        seed: int = 0
+        momentum: float = 0.9
+
+    assert common_values(Toy(steps=5, seed=2), Training) == {"steps": 5, "seed": 2}
+
+
+@pytest.mark.parametrize("text", ["-1", "1.5", "ten", str(2**32)])
+def test_a_seed_is_an_integer_in_range(text):
+    assert parse_seed("0") == 0 and parse_seed(str(2**32 - 1)) == 2**32 - 1
+    with pytest.raises(UsageError) as error:
+        parse_seed(text)
+    assert str(error.value) == (
+        f"seed must be an integer from 0 to 4294967295, got {text!r}"
+    )
