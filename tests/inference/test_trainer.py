@@ -4,6 +4,7 @@ no save of a state that is not finite."""
 from __future__ import annotations
 
 import logging
+import re
 import signal
 
 import pytest
@@ -226,3 +227,72 @@ def test_running_out_of_memory_names_the_step_it_happened_at(monkeypatch):
     assert str(error.value) == (
         "the device ran out of memory at step 3 of 10: try less data per step"
     )
+
+
+class SumOfSquares(torch.nn.Module):
+    """A loss of seven small parameters, (2,) each, times the batch's scale plus its
+    offset (an infinite offset leaves the gradients finite)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.ones(2)) for _ in range(7)]
+        )
+
+    def forward(self, scale: float, offset: float = 0.0) -> torch.Tensor:
+        return scale * sum((p**2).sum() for p in self.p) + offset
+
+
+def test_gradients_are_clipped_to_max_grad_norm():
+    for clip, moved in ((None, 2 * 14**0.5), (0.01, 0.01)):
+        objective = SumOfSquares()
+        before = torch.cat([p.detach().clone() for p in objective.p])
+        optimizer = torch.optim.SGD(objective.parameters(), lr=1.0)
+        train_steps(
+            objective, optimizer, lambda: (1.0,), 1, max_grad_norm=clip,
+            progress=False,
+        )  # fmt: skip
+        after = torch.cat([p.detach() for p in objective.p])
+        assert float((after - before).norm()) == pytest.approx(moved, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spoiled, named",
+    [(5, "p.0, p.1, p.2, p.3, p.4"), (6, "p.0, p.1, p.2, p.3, p.4 ...")],
+)
+def test_a_state_spoiled_after_a_step_names_five_parameters_and_says_if_more(
+    monkeypatch, spoiled, named
+):
+    objective = SumOfSquares()
+    optimizer = torch.optim.SGD(objective.parameters(), lr=0.01)
+    original_step = optimizer.step
+
+    def step_then_spoil(*args, **kwargs):
+        original_step(*args, **kwargs)
+        with torch.no_grad():
+            for p in objective.p[:spoiled]:
+                p[0] = float("nan")
+
+    monkeypatch.setattr(optimizer, "step", step_then_spoil)
+    message = (
+        "the loss or its gradient became NaN or infinite after a step; non-finite "
+        f"parameters: {named}; try a lower learning rate, or data on a smaller scale"
+    )
+    with pytest.raises(NumericalError, match="^" + re.escape(message) + "$"):
+        train_steps(
+            objective, optimizer, lambda: (1.0,), 4, checkpoint_every=1,
+            save=lambda step, so_far: None, progress=False,
+        )  # fmt: skip
+
+
+def test_a_loss_that_is_not_finite_with_finite_parameters_says_none_are_spoiled():
+    objective = SumOfSquares()
+    optimizer = torch.optim.SGD(objective.parameters(), lr=0.01)
+    message = (
+        "the loss or its gradient became NaN or infinite at step 1 of 3; non-finite "
+        "parameters: none; try a lower learning rate, or data on a smaller scale"
+    )
+    with pytest.raises(NumericalError, match="^" + re.escape(message) + "$"):
+        train_steps(
+            objective, optimizer, lambda: (1.0, float("inf")), 3, progress=False
+        )
