@@ -418,3 +418,21 @@ def test_fit_ppca_has_the_command_lines_defaults():
 def test_fit_ppca_names_the_argument_it_refuses(arguments, message):
     with pytest.raises(UsageError, match="^" + re.escape(message)):
         fit_ppca(**{"steps": 1, "num_datapoints": 10, "device": "cpu", **arguments})
+
+
+def test_each_site_sits_in_the_named_plates_of_its_math():
+    # A Pyro user conditions, subsamples and reads traces by these names and sizes.
+    from pyro import poutine
+
+    model = PPCA(data_dim=3, latent_dim=2)
+    trace = poutine.trace(model).get_trace(torch.randn(3, 5))
+    plates = {
+        name: {(frame.name, frame.size, frame.dim) for frame in site["cond_indep_stack"]}
+        for name, site in trace.nodes.items()
+        if name in ("w", "z", "x")
+    }
+    assert plates == {
+        "w": set(),
+        "z": {("latent_dims", 2, -2), ("data", 5, -1)},
+        "x": {("data_dims", 3, -2), ("data", 5, -1)},
+    }
