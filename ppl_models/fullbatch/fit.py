@@ -121,14 +121,16 @@ class FullBatchFit:
 
     def criticize(self, out_dir: str | Path) -> dict[str, Any]:
         """Criticise the fit (the spec's ``criticize`` hook): write its plots into
-        ``out_dir`` and return its numbers for the summary.
+        ``out_dir`` (created if need be) and return its numbers for the summary.
 
         It draws from a seed derived from the run's, so a fit and a later
         ``criticize`` report the same numbers; the caller's generators are kept.
         """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
         with caller_rng_kept([self.device]):
             pyro.set_rng_seed(derived_seed(self.config.seed, "criticism"))
-            return self.spec.criticize(self, Path(out_dir))
+            return self.spec.criticize(self, out_dir)
 
     def save(self, run_dir: str | Path) -> None:
         """Write the fit into ``run_dir`` (created if need be), replacing what is
