@@ -191,12 +191,16 @@ class FullBatchSpec(ModelSpec):
 
     @classmethod
     def smoke_fit_args(cls) -> list[str]:
-        """``fit`` options for :attr:`smoke_settings`."""
+        """``fit`` options for :attr:`smoke_settings` (a flag for True, one value
+        per item of a tuple, nothing for False).
+        """
         flags = {s.name: s.flag for s in settings_of(cls.config_class)}
         args = []
         for name, value in cls.smoke_settings.items():
             if value is True:
                 args.append(flags[name])
+            elif isinstance(value, tuple):
+                args += [flags[name], *map(str, value)]
             elif value is not False:
                 args += [flags[name], str(value)]
         return args
