@@ -52,7 +52,11 @@ class LossProgress:
         """
         self.bar.update(steps)
         before, self.done = self.done, self.done + steps
-        if self.log_every and before // self.log_every < self.done // self.log_every:
+        # A line every log_every steps, and one for the last step wherever it falls.
+        if self.log_every and (
+            before // self.log_every < self.done // self.log_every
+            or self.done == self.total
+        ):
             logger.info(
                 "%s: step %d/%d, loss %.6g, %.1f s",
                 self.desc,

@@ -94,8 +94,12 @@ def test_without_a_terminal_the_loss_is_logged_every_n_steps_and_only_then_read(
             for loss in losses:
                 bar.update(loss, per=2)
         logged = [record.getMessage().split(", ")[:2] for record in caplog.records]
-        assert logged == [["fit: step 3/7", "loss 1.5"], ["fit: step 6/7", "loss 3"]]
-        assert len(reads) == 2
+        assert logged == [
+            ["fit: step 3/7", "loss 1.5"],
+            ["fit: step 6/7", "loss 3"],
+            ["fit: step 7/7", "loss 3.5"],  # the last step, wherever it falls
+        ]
+        assert len(reads) == 3
         caplog.clear()
         # A bar switched off on purpose (progress=False) logs nothing either.
         with LossProgress(7, "quiet", enabled=False, log_every=1) as bar:

@@ -3,6 +3,7 @@ no save of a state that is not finite."""
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import pytest
@@ -62,6 +63,51 @@ def test_a_resumed_loop_counts_its_steps_from_where_it_left_off():
     )  # fmt: skip
     assert losses.shape == (4,)
     assert saves == [(8, 2), (10, 4)]
+
+
+def test_a_step_both_scheduled_and_last_is_saved_once():
+    objective, optimizer, x = ppca_objective()
+    saves = []
+    train_steps(
+        objective, optimizer, lambda: (x,), 8, checkpoint_every=4,
+        save=lambda step, so_far: saves.append(step), progress=False,
+    )  # fmt: skip
+    assert saves == [4, 8]
+
+
+def test_a_loop_with_no_steps_left_takes_none_and_saves_nothing():
+    objective, optimizer, x = ppca_objective()
+    saves = []
+    losses = train_steps(
+        objective, optimizer, lambda: (x,), 5, first_step=6,
+        save=lambda step, so_far: saves.append(step), progress=False,
+    )  # fmt: skip
+    assert losses.shape == (0,)
+    assert saves == []
+
+
+def test_a_bad_step_after_a_resume_is_named_by_its_number_in_the_whole_run():
+    objective, optimizer, x = ppca_objective()
+    calls = [0]
+
+    def batch():
+        calls[0] += 1
+        return (x * float("nan"),) if calls[0] == 3 else (x,)
+
+    with pytest.raises(NumericalError, match="at step 13 of 20;"):
+        train_steps(objective, optimizer, batch, 20, first_step=11, progress=False)
+
+
+@pytest.mark.parametrize("steps, lines", [(5, 5), (25, 13)])
+def test_without_a_bar_the_loop_logs_about_ten_lines(caplog, steps, lines):
+    # Output that is not a terminal gets a line every tenth of the run (at least
+    # every step) and one for the last step, where a terminal gets the bar.
+    objective, optimizer, x = ppca_objective()
+    with caplog.at_level(logging.INFO, logger="ppl_models"):
+        train_steps(objective, optimizer, lambda: (x,), steps, progress=None)
+    logged = [r.getMessage() for r in caplog.records if "loss" in r.getMessage()]
+    assert len(logged) == lines
+    assert logged[-1].startswith(f"svi: step {steps}/{steps}, loss ")
 
 
 def test_ctrl_c_is_held_until_the_step_has_finished_then_the_state_is_saved(

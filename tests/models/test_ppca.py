@@ -380,3 +380,41 @@ def test_a_seed_numpy_cannot_take_is_refused_by_name(seed):
 def test_the_largest_seed_is_taken():
     fit = fit_ppca(seed=2**32 - 1, steps=1, num_datapoints=10, device="cpu")
     assert fit.losses.shape == (1,)
+
+
+def test_fit_ppca_has_the_command_lines_defaults():
+    # `fit_ppca()` and `ppl-models fit ppca` are the same experiment by default.
+    import dataclasses
+    import inspect
+
+    from ppl_models.models.ppca.config import PPCARunConfig
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(fit_ppca).parameters.items()
+    }
+    config = PPCARunConfig()
+    # checkpoint_every means something only with a checkpoint_path to write.
+    shared = [
+        f.name
+        for f in dataclasses.fields(config)
+        if f.name in defaults and f.name != "checkpoint_every"
+    ]
+    assert len(shared) >= 8
+    for name in shared:
+        assert defaults[name] == getattr(config, name), name
+    assert defaults["device"] == "auto"
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(inference="laplace"), "unknown inference method 'laplace': expected "),
+        (dict(checkpoint_every=0), "checkpoint_every must be a positive integer, "),
+        (dict(num_datapoints=0), "num_datapoints must be a positive integer, "),
+        (dict(data=np.zeros((0, 2))), "data is empty: it has no rows"),
+    ],
+)
+def test_fit_ppca_names_the_argument_it_refuses(arguments, message):
+    with pytest.raises(UsageError, match="^" + re.escape(message)):
+        fit_ppca(**{"steps": 1, "num_datapoints": 10, "device": "cpu", **arguments})

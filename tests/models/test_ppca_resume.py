@@ -89,7 +89,10 @@ def test_resume_is_refused_without_a_checkpoint_or_without_more_steps(capsys, tm
     for steps in (30, 20):
         status, err = fit(capsys, run, "--steps", steps, "--resume")
         assert status == 2
-        assert f"steps={steps}, but the checkpoint has 30 steps already" in err
+        assert err.strip() == (
+            f"ppl-models: error: steps={steps}, but the checkpoint has 30 steps "
+            "already: ask for more steps in all"
+        )
         assert (run / "config.json").read_text() == config
     # A run whose checkpoint is gone (its config is still there).
     (run / "checkpoint.pt").unlink()

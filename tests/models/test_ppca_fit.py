@@ -1,0 +1,73 @@
+"""What `fit_ppca` records about a fit: its method and ELBO, the simulated truth, the
+seconds it took, and where its tensors live after a resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from ppl_models.device import resolve_device
+from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
+from ppl_models.io.checkpoint import load_checkpoint
+from ppl_models.models.ppca import fit_ppca
+from tests.conftest import TEST_DEVICE
+
+DEVICE = resolve_device(TEST_DEVICE)
+
+
+def test_a_fit_records_its_method_the_truth_and_the_seconds_it_took():
+    start = time.perf_counter()
+    fit = fit_ppca(
+        inference="meanfield", num_datapoints=50, steps=5, device=DEVICE, progress=False
+    )
+    wall = time.perf_counter() - start
+    assert fit.inference == "meanfield"
+    assert fit.w_true is not None and fit.w_true.shape == fit.w.shape == (2, 1)
+    assert 0 < fit.fit_seconds <= wall
+
+
+@pytest.mark.parametrize(
+    "inference, elbo",
+    [("map", DeviceTrace_ELBO), ("meanfield", DeviceTraceMeanField_ELBO)],
+)
+def test_each_method_is_fitted_with_its_documented_elbo(monkeypatch, inference, elbo):
+    from ppl_models.models.ppca import fit as ppca_fit
+
+    used = []
+    make_objective = ppca_fit.make_objective
+
+    def spy(model, guide, loss, *args, **kwargs):
+        used.append(type(loss))
+        return make_objective(model, guide, loss, *args, **kwargs)
+
+    monkeypatch.setattr(ppca_fit, "make_objective", spy)
+    fit_ppca(inference=inference, num_datapoints=20, steps=1, device="cpu")
+    assert used == [elbo]
+
+
+def test_a_checkpointed_fit_reports_the_seconds_its_checkpoint_holds(tmp_path):
+    # The summary and the checkpoint a resume starts from then agree.
+    path = tmp_path / "checkpoint.pt"
+    fit = fit_ppca(
+        num_datapoints=50, steps=6, checkpoint_path=path, checkpoint_every=4,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    assert isinstance(fit.fit_seconds, float) and fit.fit_seconds > 0
+    assert fit.fit_seconds == load_checkpoint(path, "ppca")["fit_seconds"]
+
+
+def test_a_resumed_fit_keeps_the_simulated_truth_on_the_fits_device(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    first = fit_ppca(
+        num_datapoints=50, steps=4, checkpoint_path=path, device=DEVICE, progress=False
+    )
+    # Loaded on the CPU, as a run on another machine would load it.
+    record = load_checkpoint(path, "ppca")
+    resumed = fit_ppca(steps=8, resume_from=record, device=DEVICE, progress=False)
+    assert resumed.w_true is not None
+    assert torch.equal(resumed.w_true.cpu(), first.w_true.cpu())
+    for tensor in (resumed.x, resumed.w_true, resumed.losses, resumed.w):
+        assert tensor.device == DEVICE
+    assert resumed.losses.shape == (8,)
