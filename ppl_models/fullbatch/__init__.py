@@ -4,7 +4,7 @@
 """
 
 from ppl_models.fullbatch.config import FullBatchConfig
-from ppl_models.fullbatch.fit import FullBatchFit
+from ppl_models.fullbatch.fit import FullBatchFit, WithExtras
 from ppl_models.fullbatch.spec import FullBatchSpec
 
-__all__ = ["FullBatchConfig", "FullBatchFit", "FullBatchSpec"]
+__all__ = ["FullBatchConfig", "FullBatchFit", "FullBatchSpec", "WithExtras"]

@@ -5,6 +5,8 @@ A checkpoint (``checkpoint.pt``) is a plain dict that ``torch.load`` reads with
 
     model_state, guide_state   the modules' state dicts
     data                       the model's arguments (a list of tensors on the CPU)
+    extras                     what making the data gave besides (a dict of tensors,
+                               say the truth of simulated data); only if any
     losses                     the loss before each step, (steps,)
     fit_seconds                training seconds, resumed parts included
     step, optimizer_state, rng the steps done, Adam's state and the random state,
@@ -36,13 +38,27 @@ RESUME_KEYS = ("step", "optimizer_state", "rng")
 
 
 @dataclass
+class WithExtras:
+    """What a spec's ``data`` hook may return to keep by-products of making the data
+    (say the true parameters of simulated data): the fit holds them as ``extras``
+    and its checkpoint keeps them.
+    """
+
+    #: the arguments, as the hook would return them alone
+    args: tuple[torch.Tensor | None, ...]
+    extras: dict[str, torch.Tensor]
+
+
+@dataclass
 class FullBatchFit:
     """A fitted full-batch SVI model: what ``fit_run`` trains and ``load_fit``
     rebuilds for a :class:`~ppl_models.fullbatch.FullBatchSpec` model. It implements
     :class:`ppl_models.fits.Fit`.
 
     ``data`` are the arguments the model and the guide were fitted on (what the
-    spec's ``data`` hook gave); ``losses`` is the loss before each step, (steps,).
+    spec's ``data`` hook gave), ``extras`` what else it gave (see
+    :class:`WithExtras`); ``losses`` is the loss before each step, (steps,). A spec
+    whose fit offers more names a subclass as its ``fit_class``.
     """
 
     spec: type[FullBatchSpec]
@@ -58,6 +74,7 @@ class FullBatchFit:
     #: ``step``, ``optimizer_state`` and ``rng`` after the last step, for a
     #: checkpoint a run can go on from (empty where unknown)
     resume_state: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def from_checkpoint(
@@ -73,6 +90,7 @@ class FullBatchFit:
         :raises CheckpointError: if the state dicts do not fit the config.
         """
         data = tuple(t.to(device) if torch.is_tensor(t) else t for t in record["data"])
+        extras = {k: t.to(device) for k, t in record.get("extras", {}).items()}
         model, guide = spec.build(config, device)
         # Autoguides create their parameters on first call, before a state loads.
         initialize_guide(guide, *data)
@@ -88,16 +106,19 @@ class FullBatchFit:
             device=device,
             fit_seconds=float(record["fit_seconds"]),
             resume_state={k: record[k] for k in RESUME_KEYS if k in record},
+            extras=extras,
         )
 
     def checkpoint(self) -> dict[str, Any]:
         """The fit as a checkpoint record (see the module's docstring)."""
+        extras = {k: t.cpu() for k, t in self.extras.items()}
         return {
             "model_state": self.model.state_dict(),
             "guide_state": self.guide.state_dict(),
             "data": [t.cpu() if torch.is_tensor(t) else t for t in self.data],
             "losses": self.losses.cpu(),
             "fit_seconds": self.fit_seconds,
+            **({"extras": extras} if extras else {}),
             **self.resume_state,
         }
 

@@ -25,8 +25,8 @@ from ppl_models.criticism import posterior_predictive_check, replicate
 from ppl_models.criticism.ppc import Statistic
 from ppl_models.device import resolve_device
 from ppl_models.fullbatch.config import FullBatchConfig
-from ppl_models.fullbatch.fit import FullBatchFit
-from ppl_models.fullbatch.train import check_config, steps_done, train
+from ppl_models.fullbatch.fit import FullBatchFit, WithExtras
+from ppl_models.fullbatch.train import check_config, split_data, steps_done, train
 from ppl_models.inference.elbo import DeviceTrace_ELBO
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, update_summary
@@ -46,6 +46,9 @@ class FullBatchSpec(ModelSpec):
     """
 
     config_class: ClassVar[type[FullBatchConfig]]
+    #: the fit that ``fit``, ``fit_run`` and ``load_fit`` give: FullBatchFit, or a
+    #: subclass with the model's own properties and methods
+    fit_class: ClassVar[type[FullBatchFit]] = FullBatchFit
     can_resume = True
     headline_keys = ("final_loss", "fit_seconds")
     criticism_keys = ("ppc",)
@@ -74,11 +77,27 @@ class FullBatchSpec(ModelSpec):
 
     @classmethod
     @abstractmethod
-    def data(cls, config: FullBatchConfig, device: torch.device) -> Data:
+    def data(cls, config: FullBatchConfig, device: torch.device) -> Data | WithExtras:
         """The arguments the model and guide are fitted on, observations included,
         on ``device``. Called with the generators seeded from ``config.seed``, so
-        simulated data are the same every run; a checkpoint keeps them.
+        simulated data are the same every run; a checkpoint keeps them. Return a
+        :class:`~ppl_models.fullbatch.WithExtras` to keep by-products too.
         """
+
+    @classmethod
+    def resolve_config(cls, config: FullBatchConfig) -> FullBatchConfig:
+        """The config a new fit runs with and ``config.json`` records (default:
+        ``config``), say with sizes taken from a data file it names. Not called on
+        a resume, whose config is the recorded one.
+        """
+        return config
+
+    @classmethod
+    def upgrade_checkpoint(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint record in the format of :mod:`ppl_models.fullbatch.fit`
+        (default: ``record``): for a model whose older runs saved another.
+        """
+        return record
 
     @classmethod
     def elbo(cls, config: FullBatchConfig) -> ELBO:
@@ -149,6 +168,10 @@ class FullBatchSpec(ModelSpec):
         ``checkpoint_path``, ``resume_from``).
         """
         config = cls.config_class() if config is None else config
+        if options.get("resume_from") is None:
+            config = cls.resolve_config(config)
+        else:
+            options["resume_from"] = cls.upgrade_checkpoint(options["resume_from"])
         return train(cls, config, resolve_device(device), **options)
 
     @classmethod
@@ -162,8 +185,10 @@ class FullBatchSpec(ModelSpec):
         record = None
         check_config(cls, config)
         if options.resume:
-            record = load_checkpoint(run_dir / CHECKPOINT, cls.name, device)
+            record = cls.read_checkpoint(run_dir, device)
             steps_done(record, config.steps)  # refused before any file is written
+        else:
+            config = cls.resolve_config(config)
         # Written first, so a checkpoint on disk always has its config beside it.
         write_run_config(run_dir, cls.name, config)
         fit = train(
@@ -186,8 +211,14 @@ class FullBatchSpec(ModelSpec):
     @classmethod
     def load_fit(cls, run_dir: Path, device: torch.device) -> FullBatchFit:
         config = read_run_config(cls.config_class, run_dir)
+        record = cls.read_checkpoint(run_dir, device)
+        return cls.fit_class.from_checkpoint(cls, config, record, device)
+
+    @classmethod
+    def read_checkpoint(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
+        """The run's checkpoint record, upgraded (see :meth:`upgrade_checkpoint`)."""
         record = load_checkpoint(run_dir / CHECKPOINT, cls.name, device)
-        return FullBatchFit.from_checkpoint(cls, config, record, device)
+        return cls.upgrade_checkpoint(record)
 
     @classmethod
     def smoke_fit_args(cls) -> list[str]:
@@ -214,7 +245,7 @@ class FullBatchSpec(ModelSpec):
             )
             with caller_rng_kept([device]):
                 pyro.set_rng_seed(config.seed)
-                data = tuple(cls.data(config, device))
+                data, _ = split_data(cls.data(config, device))
                 model, guide = cls.build(config, device)
                 with torch.no_grad():
                     trace = poutine.trace(guide).get_trace(*data)

@@ -10,7 +10,7 @@ import pyro
 import torch
 
 from ppl_models.errors import CheckpointError, UsageError
-from ppl_models.fullbatch.fit import FullBatchFit
+from ppl_models.fullbatch.fit import FullBatchFit, WithExtras
 from ppl_models.inference import make_objective, train_steps
 from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.inference.trainer import rng_state, set_rng_state
@@ -63,6 +63,15 @@ def steps_done(record: dict[str, Any] | None, steps: int) -> int:
     return record["step"]
 
 
+def split_data(
+    data: tuple[torch.Tensor | None, ...] | WithExtras,
+) -> tuple[tuple[torch.Tensor | None, ...], dict[str, torch.Tensor]]:
+    """A ``data`` hook's return value as the arguments and the extras."""
+    if isinstance(data, WithExtras):
+        return tuple(data.args), dict(data.extras)
+    return tuple(data), {}
+
+
 def train(
     spec: type[FullBatchSpec],
     config: FullBatchConfig,
@@ -72,6 +81,7 @@ def train(
     checkpoint_path: Path | None = None,
     resume_from: dict[str, Any] | None = None,
     progress: bool | None = None,
+    data: tuple[torch.Tensor | None, ...] | None = None,
 ) -> FullBatchFit:
     """Fit ``spec``'s model as ``config`` says: ``config.steps`` full-batch steps of
     Adam on the spec's ELBO, through :func:`~ppl_models.inference.train_steps` (the
@@ -81,6 +91,8 @@ def train(
         steps, after the last step and on Ctrl-C.
     :param resume_from: a checkpoint record to go on from (its data, parameters,
         optimizer and random state): the fit ends bitwise as a straight one would.
+    :param data: the arguments to fit on, in place of the spec's ``data`` hook's
+        (a fit from Python on the caller's data).
     """
     check_config(spec, config)
     check_compile_mode(compile)
@@ -89,12 +101,15 @@ def train(
     with caller_rng_kept([device]):
         pyro.set_rng_seed(config.seed)
         if resume_from is None:
-            data = tuple(spec.data(config, device))
+            data, extras = split_data(
+                spec.data(config, device) if data is None else data
+            )
             model, guide = spec.build(config, device)
             no_losses = torch.empty(0, device=device)
-            fit = FullBatchFit(spec, config, model, guide, data, no_losses, device)
+            fit = spec.fit_class(spec, config, model, guide, data, no_losses, device)
+            fit.extras = extras
         else:
-            fit = FullBatchFit.from_checkpoint(spec, config, resume_from, device)
+            fit = spec.fit_class.from_checkpoint(spec, config, resume_from, device)
         previous = fit.losses[:done]
         fit.compile, seconds = compile, fit.fit_seconds
         objective = make_objective(
