@@ -47,8 +47,8 @@ def load_fit(run_dir: str | Path, device: str | torch.device = "auto") -> Fit | 
 
     Returns the model's fit: a :class:`Fit` for every model built on
     :class:`~ppl_models.fullbatch.FullBatchSpec`, else the model's own fit object
-    (for example a ``PPCAFit`` or a ``VAEFit``, which do not implement :class:`Fit`
-    yet). The caller's random generators are left as they were.
+    (a ``VAEFit``, which does not implement :class:`Fit` yet). PPCA's ``PPCAFit``
+    is a ``FullBatchFit``. The caller's random generators are left as they were.
 
     :raises CheckpointError: if ``run_dir`` holds no run, or its checkpoint is
         missing, damaged or does not match its ``config.json``.
