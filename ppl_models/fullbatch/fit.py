@@ -172,9 +172,9 @@ class FullBatchFit:
         losses = self.losses.tolist()
         steps = list(range(1, len(losses) + 1))
         write_table(run_dir, "metrics.csv", {"step": steps, "loss": losses})
-        inference = self.config.inference
+        inference, label = self.config.inference, self.spec.label or self.spec.name
         figure = plot_loss_trace(
-            {inference: losses}, title=f"{self.spec.name}, {inference}: loss trace"
+            {inference: losses}, title=f"{label}, {inference}: loss trace"
         )
         save_figure(figure, run_dir / "loss.png")
         return write_summary(run_dir, self.summary())

@@ -20,6 +20,7 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.infer import ELBO
+from pyro.poutine.util import site_is_subsample
 
 from ppl_models.criticism import posterior_predictive_check, replicate
 from ppl_models.criticism.ppc import Statistic
@@ -52,6 +53,8 @@ class FullBatchSpec(ModelSpec):
     can_resume = True
     headline_keys = ("final_loss", "fit_seconds")
     criticism_keys = ("ppc",)
+    #: the model's name in figure titles (default: ``name``)
+    label: ClassVar[str | None] = None
     #: the model's sample site of the observations
     observed_site: ClassVar[str] = "y"
     #: where the observations are among :meth:`data`'s tensors; the model
@@ -150,7 +153,8 @@ class FullBatchSpec(ModelSpec):
         checks = posterior_predictive_check(
             observed, replicated, cls.statistics(fit.config)
         )
-        title = f"{cls.name}, {fit.config.inference}: posterior predictive checks"
+        label = cls.label or cls.name
+        title = f"{label}, {fit.config.inference}: posterior predictive checks"
         save_figure(plot_ppc(checks, title=title), out_dir / "ppc.png")
         return {"ppc": {name: check.as_dict() for name, check in checks.items()}}
 
@@ -248,11 +252,13 @@ class FullBatchSpec(ModelSpec):
                 data, _ = split_data(cls.data(config, device))
                 model, guide = cls.build(config, device)
                 with torch.no_grad():
-                    trace = poutine.trace(guide).get_trace(*data)
+                    trace = poutine.trace(model).get_trace(*data)
             latent = [
                 name
                 for name, node in trace.nodes.items()
-                if node["type"] == "sample" and not node["is_observed"]
+                if node["type"] == "sample"
+                and not node["is_observed"]
+                and not site_is_subsample(node)
             ]
             yield SmokeCase(
                 name=f"{cls.name}-{inference}",

@@ -30,6 +30,7 @@ class PPCASpec(FullBatchSpec):
     """Probabilistic PCA (Tipping & Bishop): MAP and mean-field VI."""
 
     name = "ppca"
+    label = "PPCA"
     description = "probabilistic PCA, x ~ Normal(w @ z, sigma) with known sigma"
     inference_methods = INFERENCE_METHODS
     config_class = PPCARunConfig
