@@ -7,7 +7,7 @@ True
 
 from ppl_models.device import resolve_device
 from ppl_models.errors import CheckpointError, DataError, DeviceError, UsageError
-from ppl_models.fits import load_fit
+from ppl_models.fits import Fit, load_fit
 from ppl_models.registry import ModelSpec, get_model, list_models, register_model
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "DeviceError",
+    "Fit",
     "ModelSpec",
     "UsageError",
     "get_model",

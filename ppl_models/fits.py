@@ -1,9 +1,13 @@
-"""Fits saved in run directories, whatever their model."""
+"""Fits saved in run directories, whatever their model.
+
+:class:`Fit` is what a model's fit offers every caller; :func:`load_fit` rebuilds
+the fit that a run directory holds.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -13,11 +17,38 @@ from ppl_models.registry import get_model
 from ppl_models.seeding import caller_rng_kept
 
 
-def load_fit(run_dir: str | Path, device: str | torch.device = "auto") -> Any:
+@runtime_checkable
+class Fit(Protocol):
+    """A fitted model, whatever the model.
+
+    Every model built on :class:`~ppl_models.fullbatch.FullBatchSpec` returns one
+    (a :class:`~ppl_models.fullbatch.FullBatchFit`); models with a spec of their own
+    return their own fit objects, which need not implement it yet.
+    """
+
+    #: the settings it was fitted with: an instance of its model's ``config_class``
+    config: Any
+
+    def summary(self) -> dict[str, Any]:
+        """The fit's numbers, as ``summary.json`` holds them (strict JSON values)."""
+        ...
+
+    def criticize(self, out_dir: str | Path) -> dict[str, Any]:
+        """Criticise the fit: write plots into ``out_dir``; return the numbers."""
+        ...
+
+    def save(self, run_dir: str | Path) -> None:
+        """Write the fit into ``run_dir``, from which :func:`load_fit` rebuilds it."""
+        ...
+
+
+def load_fit(run_dir: str | Path, device: str | torch.device = "auto") -> Fit | Any:
     """Rebuild the fit that ``ppl-models fit`` saved in ``run_dir``, on ``device``.
 
-    Returns the model's own fit object (for example a ``PPCAFit`` or a ``VAEFit``).
-    The caller's random generators are left as they were.
+    Returns the model's fit: a :class:`Fit` for every model built on
+    :class:`~ppl_models.fullbatch.FullBatchSpec`, else the model's own fit object
+    (a ``VAEFit``, which does not implement :class:`Fit` yet). PPCA's ``PPCAFit``
+    is a ``FullBatchFit``. The caller's random generators are left as they were.
 
     :raises CheckpointError: if ``run_dir`` holds no run, or its checkpoint is
         missing, damaged or does not match its ``config.json``.

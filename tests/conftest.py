@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# The README's worked example model: registered for the test suite only, so every
+# registry-parametrized test runs it, and `ppl-models list` never shows it.
+import tests.models.example_model  # noqa: F401
+
 TEST_DEVICE = os.environ.get("PPL_MODELS_TEST_DEVICE", "cpu")
 
 requires_cuda = pytest.mark.skipif(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from ppl_models import get_model, list_models
 from ppl_models.cli import main
 
 TINY = ["--num-datapoints", "200", "--steps", "30", "--ppc-samples", "20"]
@@ -26,6 +27,27 @@ def test_list_names_models_and_methods(capsys):
     status, out, _ = run_cli(capsys, "list")
     assert status == 0
     assert "ppca" in out and "map" in out and "meanfield" in out
+
+
+def test_list_shows_a_user_the_bundled_models_only(capsys):
+    # The test suite registers the README's worked example for itself; a user's
+    # process never imports it.
+    status, out, _ = run_cli(capsys, "list")
+    assert status == 0 and "\nlinreg: " in f"\n{out}"
+    result = subprocess.run(
+        [sys.executable, "-m", "ppl_models", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = [line.split(":")[0] for line in result.stdout.splitlines()]
+    bundled = [
+        name
+        for name in list_models()
+        if get_model(name).__module__.startswith("ppl_models.models.")
+    ]
+    assert [name for name in listed if not name.startswith(" ")] == bundled
 
 
 @pytest.mark.parametrize("inference", ["map", "meanfield"])

@@ -3,6 +3,7 @@ form, user data of any shape, and bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -170,10 +171,9 @@ def test_model_rejects_data_in_the_wrong_layout():
 def test_criticism_does_not_reuse_the_simulation_stream(tmp_path):
     # Replaying with the stream that simulated the data would correlate the replay
     # with the data; the run's criticism uses a derived seed instead.
-    from ppl_models.models.ppca.experiment import criticize_fit
-
     fit = fit_ppca(inference="meanfield", seed=0, device="cpu", progress=False)
-    summary = criticize_fit(fit, tmp_path, ppc_samples=20, seed=0)
+    fit.config = dataclasses.replace(fit.config, ppc_samples=20)
+    summary = fit.criticize(tmp_path)
     assert summary["replay_cov_rel_error"] <= 0.15
 
 

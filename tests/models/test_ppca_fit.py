@@ -33,16 +33,16 @@ def test_a_fit_records_its_method_the_truth_and_the_seconds_it_took():
     [("map", DeviceTrace_ELBO), ("meanfield", DeviceTraceMeanField_ELBO)],
 )
 def test_each_method_is_fitted_with_its_documented_elbo(monkeypatch, inference, elbo):
-    from ppl_models.models.ppca import fit as ppca_fit
+    from ppl_models.fullbatch import train as fullbatch_train
 
     used = []
-    make_objective = ppca_fit.make_objective
+    make_objective = fullbatch_train.make_objective
 
     def spy(model, guide, loss, *args, **kwargs):
         used.append(type(loss))
         return make_objective(model, guide, loss, *args, **kwargs)
 
-    monkeypatch.setattr(ppca_fit, "make_objective", spy)
+    monkeypatch.setattr(fullbatch_train, "make_objective", spy)
     fit_ppca(inference=inference, num_datapoints=20, steps=1, device="cpu")
     assert used == [elbo]
 

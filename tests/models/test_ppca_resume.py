@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ppl_models.cli import main
+from ppl_models.fullbatch import spec as fullbatch_spec
 from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
-from ppl_models.models.ppca import experiment
 from tests.conftest import assert_same_parameters
 
 SMALL = ["--num-datapoints", "200", "--data-dim", "3", "--ppc-samples", "10",
@@ -52,7 +52,7 @@ def test_ctrl_c_saves_the_last_whole_step_and_resume_is_exact(
     capsys, tmp_path, monkeypatch, ctrl_c_raises
 ):
     a, b = tmp_path / "a", tmp_path / "b"
-    real_fit = experiment.fit_ppca
+    real_fit = fullbatch_spec.train
 
     def fit_interrupted_at_step_17(*args, **kwargs):
         calls = [0]
@@ -70,11 +70,11 @@ def test_ctrl_c_saves_the_last_whole_step_and_resume_is_exact(
         finally:
             monkeypatch.setattr(torch.optim.Adam, "step", original)
 
-    monkeypatch.setattr(experiment, "fit_ppca", fit_interrupted_at_step_17)
+    monkeypatch.setattr(fullbatch_spec, "train", fit_interrupted_at_step_17)
     status, err = fit(capsys, a, "--inference", "meanfield", "--steps", 60)
     assert status == 130 and "continue with --resume" in err
     assert load_checkpoint(a / "checkpoint.pt", "ppca")["step"] == 17
-    monkeypatch.setattr(experiment, "fit_ppca", real_fit)
+    monkeypatch.setattr(fullbatch_spec, "train", real_fit)
     assert fit(capsys, a, "--steps", 60, "--resume")[0] == 0
     assert fit(capsys, b, "--inference", "meanfield", "--steps", 60)[0] == 0
     assert_same_run(a, b)
@@ -117,8 +117,8 @@ def test_a_checkpoint_from_before_resume_existed_is_refused_by_name(capsys, tmp_
     status, err = fit(capsys, run, "--steps", 60, "--resume")
     assert status == 2
     assert err.strip() == (
-        "ppl-models: error: the checkpoint holds no optimizer and random state (it "
-        "was written before PPCA runs could resume): fit again with --overwrite"
+        "ppl-models: error: the checkpoint holds no optimizer and random state: it "
+        "cannot go on; fit again with --overwrite"
     )
 
 

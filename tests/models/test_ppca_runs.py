@@ -18,15 +18,17 @@ import ppl_models
 from ppl_models.cli.fitting import add_fit_options
 from ppl_models.device import resolve_device
 from ppl_models.errors import CheckpointError
+from ppl_models.fullbatch import fit as fullbatch_fit
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, read_config
 from ppl_models.models.ppca import (
     INFERENCE_METHODS,
+    PPCAFit,
     PPCARunConfig,
     PPCASpec,
-    experiment,
     fit_ppca,
 )
+from ppl_models.models.ppca import criticize as ppca_criticize
 from ppl_models.registry import RunOptions
 from ppl_models.seeding import derived_seed
 from ppl_models.settings import read_run_config
@@ -92,9 +94,10 @@ def run_and_capture(monkeypatch, action):
     """Run ``action`` with ``save_figure`` recording the figures instead of
     rendering PNGs (the command-line tests check that the files are written)."""
     figures = Figures()
-    monkeypatch.setattr(
-        experiment, "save_figure", lambda fig, path: figures.__setitem__(path, fig)
-    )
+    for module in (fullbatch_fit, ppca_criticize):
+        monkeypatch.setattr(
+            module, "save_figure", lambda fig, path: figures.__setitem__(path, fig)
+        )
     return action(), figures
 
 
@@ -248,12 +251,14 @@ def test_criticize_reloads_the_run_and_reports_the_same_numbers(
     assert summary == before == read_summary(run_dir)
     assert {path.name for path in figures} == {"replay.png", "ppc.png"}
     # The fit is rebuilt on the device asked for (on a CPU the default hides it).
-    load_fit, devices = experiment.load_fit, []
+    load_fit, devices = PPCAFit.from_checkpoint, []
     monkeypatch.setattr(
-        experiment,
-        "load_fit",
-        lambda path, config, device: (
-            devices.append(device) or load_fit(path, config, device)
+        PPCAFit,
+        "from_checkpoint",
+        classmethod(
+            lambda cls, spec, config, record, device: (
+                devices.append(device) or load_fit(spec, config, record, device)
+            )
         ),
     )
     run_and_capture(monkeypatch, lambda: PPCASpec.criticize_run(run_dir, DEVICE))
@@ -284,10 +289,10 @@ def test_load_fit_rebuilds_the_fitted_model_and_guide(meanfield_run):
         "model",
         "model_state",
         "guide_state",
-        "x",
+        "data",
+        "extras",
         "losses",
         "fit_seconds",
-        "w_true",
         "step",
         "optimizer_state",
         "rng",
@@ -314,9 +319,8 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
     assert "w_scale" not in summary  # MAP has no posterior scales
     reference = reference_fit(args, data=data)
     assert np.allclose(summary["w"], reference.w.cpu().numpy(), rtol=1e-5, atol=1e-7)
-    assert "w_true" not in load_checkpoint(run_dir / CHECKPOINT, "ppca")
-    config = read_run_config(PPCARunConfig, run_dir)
-    fit = experiment.load_fit(run_dir / CHECKPOINT, config, DEVICE)
+    assert "extras" not in load_checkpoint(run_dir / CHECKPOINT, "ppca")
+    fit = PPCASpec.load_fit(run_dir, DEVICE)
     assert fit.w_true is None and fit.inference == "map"
     assert torch.allclose(fit.w, reference.w)
     (ax,) = next(f for p, f in figures.items() if p.name == "loss.png").axes
@@ -326,10 +330,11 @@ def test_a_run_on_user_data_records_the_file_and_no_true_axes(tmp_path, monkeypa
 def test_load_fit_refuses_a_checkpoint_that_does_not_fit_the_config(meanfield_run):
     run_dir = meanfield_run["run_dir"]
     config = replace(read_run_config(PPCARunConfig, run_dir), latent_dim=1)
-    path = run_dir / CHECKPOINT
+    record = PPCASpec.read_checkpoint(run_dir, DEVICE)
     with pytest.raises(CheckpointError) as error:
-        experiment.load_fit(path, config, DEVICE)
-    assert str(error.value).startswith(f"{path} does not fit the run's configuration")
+        PPCAFit.from_checkpoint(PPCASpec, config, record, DEVICE)
+    message = "the checkpoint does not fit the run's configuration"
+    assert str(error.value).startswith(message)
 
 
 def test_demo_runs_fit_each_inference_method_once():

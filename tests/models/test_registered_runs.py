@@ -78,9 +78,13 @@ def test_fit_criticize_evaluate_and_reload(name, capsys, tmp_path):
         if k != "model"
     }  # fmt: skip
 
-    # The model's own fit object, rebuilt from the run directory alone.
+    # The model's fit, rebuilt from the run directory alone: a Fit holding the
+    # run's config, or where the model has a spec of its own, its own fit object.
     loaded = ppl_models.load_fit(out, device="cpu")
-    assert type(loaded).__module__.startswith(f"ppl_models.models.{name}.")
+    if isinstance(loaded, ppl_models.Fit):
+        assert loaded.config == config
+    else:
+        assert type(loaded).__module__.startswith(f"ppl_models.models.{name}.")
 
     # The zoo's parameters lived in its modules: the user's store is as it was.
     assert list(pyro.get_param_store().keys()) == ["users_own"]
@@ -137,3 +141,9 @@ def test_the_command_line_and_the_registry_name_no_model():
         assert not found, f"{path.relative_to(package)} names {sorted(set(found))}"
     for path in [package / "registry.py", *(package / "models").rglob("*.py")]:
         assert "argparse" not in path.read_text(), path.relative_to(package)
+    # The base that models build on names none of them either (its own summary
+    # entries are the ones every such model has).
+    names = re.compile(rf"\b({'|'.join(list_models())})\b", re.IGNORECASE)
+    for path in (package / "fullbatch").glob("*.py"):
+        found = names.findall(path.read_text())
+        assert not found, f"{path.relative_to(package)} names {sorted(set(found))}"

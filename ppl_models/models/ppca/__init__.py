@@ -1,17 +1,14 @@
 """Probabilistic PCA: the model, MAP and mean-field fits, and its command line."""
 
 from ppl_models.models.ppca.config import PPCARunConfig
+from ppl_models.models.ppca.criticize import ppca_statistics
 from ppl_models.models.ppca.experiment import PPCASpec
-from ppl_models.models.ppca.fit import (
-    INFERENCE_METHODS,
-    PPCAFit,
-    fit_ppca,
-    make_elbo,
-    ppca_statistics,
-)
+from ppl_models.models.ppca.fit import PPCAFit, fit_ppca
 from ppl_models.models.ppca.model import (
+    INFERENCE_METHODS,
     PPCA,
     closed_form_w,
+    make_elbo,
     make_guide,
     simulate,
     subspace_cosine,

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ppl_models.models.ppca.fit import INFERENCE_METHODS
-from ppl_models.settings import seed_setting, setting
+from ppl_models.fullbatch import FullBatchConfig
+from ppl_models.models.ppca.model import INFERENCE_METHODS
+from ppl_models.settings import setting
 
 
 @dataclass
-class PPCARunConfig:
-    """A PPCA run. With ``data``, a run records the file's N and D as
+class PPCARunConfig(FullBatchConfig):
+    """A PPCA run: the shared full-batch settings, PPCA's sizes and noise, and MAP
+    by default. With ``data``, a run records the file's N and D as
     ``num_datapoints`` and ``data_dim``.
     """
 
@@ -27,15 +29,4 @@ class PPCARunConfig:
     data_dim: int = setting(2, "D, when simulating")
     latent_dim: int = setting(1, "K, the principal axes")
     noise_scale: float = setting(0.5, "sigma, the known noise sd")
-    steps: int = setting(
-        1000, "full-batch SVI steps in all, resumed ones too", resumable=True
-    )
-    checkpoint_every: int = setting(
-        500,
-        "steps between checkpoints (one is also written after the last step and on "
-        "Ctrl-C)",
-        resumable=True,
-    )
-    lr: float = setting(0.05, "Adam's learning rate")
     ppc_samples: int = setting(500, "replicated data sets for the predictive checks")
-    seed: int = seed_setting()

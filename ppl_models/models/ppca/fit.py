@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyro
 import torch
-from pyro.infer import ELBO
-from pyro.infer.autoguide import AutoGuide
 
 from ppl_models.criticism import (
     CheckResult,
@@ -20,59 +15,45 @@ from ppl_models.criticism import (
     replicate,
 )
 from ppl_models.device import resolve_device
-from ppl_models.inference import make_objective, train_steps
-from ppl_models.inference.compiled import check_compile_mode
-from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
-from ppl_models.inference.trainer import rng_state
-from ppl_models.io.checkpoint import save_checkpoint
-from ppl_models.models.ppca.checkpoint import (
-    checkpoint_payload,
-    restore,
-    resumed_steps,
-)
+from ppl_models.fullbatch import FullBatchFit
+from ppl_models.fullbatch.train import train
+from ppl_models.models.ppca.checkpoint import upgrade_checkpoint
+from ppl_models.models.ppca.config import PPCARunConfig
+from ppl_models.models.ppca.criticize import ppca_statistics
 from ppl_models.models.ppca.model import (
-    PPCA,
+    INFERENCE_METHODS,
     closed_form_w,
-    make_guide,
-    simulate,
+    make_elbo,
     subspace_cosine,
 )
-from ppl_models.seeding import caller_rng_kept
-from ppl_models.validation import (
-    as_data_matrix,
-    check_choice,
-    check_positive_float,
-    check_positive_int,
-    check_seed,
-)
+from ppl_models.validation import as_data_matrix
 
-INFERENCE_METHODS = {
-    "map": "point-mass guides for w and z (AutoDelta), Trace_ELBO: minimises the "
-    "negative log joint",
-    "meanfield": "independent Normal guides for w and z (AutoNormal), "
-    "TraceMeanField_ELBO with analytic KL terms",
-}
+__all__ = ["INFERENCE_METHODS", "PPCAFit", "fit_ppca", "make_elbo", "ppca_statistics"]
 
 
-def make_elbo(inference: str) -> ELBO:
-    """The ELBO each inference method is fitted with."""
-    return DeviceTrace_ELBO() if inference == "map" else DeviceTraceMeanField_ELBO()
-
-
-@dataclass
-class PPCAFit:
-    """A fitted PPCA: the model, its guide and the data it saw.
+class PPCAFit(FullBatchFit):
+    """A fitted PPCA: a :class:`~ppl_models.fullbatch.FullBatchFit` (the model, its
+    guide, the data it saw, the losses, its config) with PPCA's own numbers.
 
     ``x`` is in the model's layout (data_dim, N); ``losses`` is (steps,).
     """
 
-    model: PPCA
-    guide: AutoGuide
-    inference: str
-    x: torch.Tensor
-    losses: torch.Tensor
-    w_true: torch.Tensor | None = None
-    fit_seconds: float = 0.0
+    @property
+    def x(self) -> torch.Tensor:
+        """The observations, (data_dim, N)."""
+        return self.data[0]
+
+    @property
+    def inference(self) -> str:
+        """``"map"`` or ``"meanfield"``."""
+        return self.config.inference
+
+    @property
+    def w_true(self) -> torch.Tensor | None:
+        """The axes that simulated the data, (data_dim, latent_dim); None for a
+        user's data.
+        """
+        return self.extras.get("w_true")
 
     @property
     def num_datapoints(self) -> int:
@@ -133,17 +114,6 @@ class PPCAFit:
         return posterior_predictive_check(self.x, x_rep, statistics)
 
 
-def ppca_statistics(data_dim: int) -> dict:
-    """Test statistics of a data set in the model's layout (data_dim, N)."""
-    stats = {
-        f"variance of x{d + 1}": (lambda x, d=d: x[d].var()) for d in range(data_dim)
-    }
-    stats["largest eigenvalue of cov(x)"] = lambda x: torch.linalg.eigvalsh(
-        torch.cov(x)
-    )[-1]
-    return stats
-
-
 def fit_ppca(
     data: torch.Tensor | np.ndarray | None = None,
     *,
@@ -162,7 +132,8 @@ def fit_ppca(
     checkpoint_every: int | None = None,
     resume_from: dict[str, Any] | None = None,
 ) -> PPCAFit:
-    """Fit probabilistic PCA by MAP or mean-field VI.
+    """Fit probabilistic PCA by MAP or mean-field VI (``PPCASpec.fit`` with these
+    settings as a :class:`PPCARunConfig`).
 
     :param data: observations (N, data_dim); ``None`` simulates ``num_datapoints``
         points of ``data_dim`` dimensions from the model's prior predictive.
@@ -172,7 +143,7 @@ def fit_ppca(
     :param compile: a :func:`torch.compile` mode to trace and compile the ELBO
         with (pays for itself on long fits); ``None`` runs it through Pyro.
     :param checkpoint_path: write a checkpoint there every ``checkpoint_every``
-        steps, after the last step, and on Ctrl-C.
+        steps (default: none but the last), after the last step, and on Ctrl-C.
     :param resume_from: a checkpoint record (``load_checkpoint(path, "ppca")``) to go
         on from: its data, parameters, optimizer state and random state, so the fit
         ends exactly as one of ``steps`` steps straight would.
@@ -182,77 +153,34 @@ def fit_ppca(
     >>> fit.w.shape
     torch.Size([2, 1])
     """
-    check_choice("inference method", inference, tuple(INFERENCE_METHODS))
-    check_positive_int("steps", steps)
-    check_positive_float("lr", lr)
-    check_compile_mode(compile)
-    check_seed(seed)
-    if checkpoint_every is not None:
-        check_positive_int("checkpoint_every", checkpoint_every)
-    done = resumed_steps(resume_from, steps)
+    from ppl_models.models.ppca.experiment import PPCASpec  # it names PPCAFit
+
     device = resolve_device(device)
-    if data is not None and resume_from is None:
+    args = None
+    if resume_from is not None:
+        resume_from = upgrade_checkpoint(resume_from)
+    elif data is not None:
         x_nd = as_data_matrix(data, "data")
-        data_dim = x_nd.shape[1]
-    # Seeded, yet the caller's generators are as they were after the fit.
-    with caller_rng_kept([device]):
-        pyro.set_rng_seed(seed)
-        model = PPCA(data_dim, latent_dim, noise_scale).to(device)
-        w_true = None
-        if resume_from is not None:
-            x = resume_from["x"].to(device)
-            if resume_from.get("w_true") is not None:
-                w_true = resume_from["w_true"].to(device)
-        elif data is None:
-            x, w_true, _ = simulate(
-                model, check_positive_int("num_datapoints", num_datapoints)
-            )
-        else:
-            x = x_nd.to(device).T.contiguous()
-        guide = make_guide(model, inference)
-        objective = make_objective(
-            model, guide, make_elbo(inference), x, compile=compile
-        )
-        optimizer = torch.optim.Adam(objective.parameters(), lr=lr)
-        previous, seconds = x.new_empty(0), 0.0
-        if resume_from is not None:
-            previous, seconds = restore(model, guide, optimizer, resume_from)
-            previous = previous.to(device)
-        start = time.perf_counter()
-        saved_seconds = []  # of the last checkpoint, which the fit then reports
-
-        def save(step: int, losses: torch.Tensor) -> None:
-            fit = PPCAFit(
-                model, guide, inference, x, torch.cat([previous, losses]), w_true
-            )
-            fit.fit_seconds = seconds + time.perf_counter() - start
-            saved_seconds.append(fit.fit_seconds)
-            state = {"step": step, "optimizer_state": optimizer.state_dict()}
-            save_checkpoint(
-                checkpoint_path,
-                "ppca",
-                checkpoint_payload(fit, rng=rng_state(), **state),
-            )
-
-        losses = train_steps(
-            objective,
-            optimizer,
-            lambda: (x,),
-            steps,
-            first_step=done + 1,
-            save=save if checkpoint_path is not None else None,
-            checkpoint_every=checkpoint_every,
-            desc=f"ppca {inference}",
-            progress=progress,
-        )
-    losses[-1].item()  # waits for the device, so the time below is the real one
-    elapsed = seconds + time.perf_counter() - start
-    return PPCAFit(
-        model=model,
-        guide=guide,
+        num_datapoints, data_dim = x_nd.shape
+        args = (x_nd.to(device).T.contiguous(),)
+    config = PPCARunConfig(
         inference=inference,
-        x=x,
-        losses=torch.cat([previous, losses]),
-        w_true=w_true,
-        fit_seconds=saved_seconds[-1] if saved_seconds else elapsed,
+        num_datapoints=num_datapoints,
+        data_dim=data_dim,
+        latent_dim=latent_dim,
+        noise_scale=noise_scale,
+        steps=steps,
+        checkpoint_every=steps if checkpoint_every is None else checkpoint_every,
+        lr=lr,
+        seed=seed,
+    )
+    return train(
+        PPCASpec,
+        config,
+        device,
+        compile=compile,
+        checkpoint_path=checkpoint_path,
+        resume_from=resume_from,
+        progress=progress,
+        data=args,
     )

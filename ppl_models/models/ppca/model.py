@@ -13,12 +13,21 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.infer import ELBO
 from pyro.infer.autoguide import AutoDelta, AutoGuide, AutoNormal
 from pyro.nn import PyroModule
 
 from ppl_models.errors import DataError, UsageError
+from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.inference.params import LocalParams
 from ppl_models.validation import check_positive_float, check_positive_int
+
+INFERENCE_METHODS = {
+    "map": "point-mass guides for w and z (AutoDelta), Trace_ELBO: minimises the "
+    "negative log joint",
+    "meanfield": "independent Normal guides for w and z (AutoNormal), "
+    "TraceMeanField_ELBO with analytic KL terms",
+}
 
 
 class PPCA(LocalParams, PyroModule):
@@ -129,6 +138,11 @@ def make_guide(model: PPCA, inference: str) -> AutoGuide:
     raise UsageError(
         f"unknown inference {inference!r} for ppca: expected map, meanfield"
     )
+
+
+def make_elbo(inference: str) -> ELBO:
+    """The ELBO each inference method is fitted with."""
+    return DeviceTrace_ELBO() if inference == "map" else DeviceTraceMeanField_ELBO()
 
 
 def simulate(
