@@ -9,6 +9,7 @@ A new model is covered here by registering it: no new test code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 
@@ -193,3 +194,29 @@ def test_a_resume_without_more_steps_or_resume_state_is_refused(name, capsys, tm
     )
     status, err = fit(capsys, name, run, "--steps", 40, "--resume")
     assert status == 2 and "holds no optimizer and random state" in err
+
+
+@pytest.mark.parametrize("name", FULL_BATCH)
+def test_a_fit_from_python_resumes_and_saves_as_the_command_line_does(
+    name, capsys, tmp_path
+):
+    # spec.fit(config) is the Python face of `ppl-models fit NAME`: the same
+    # numbers, a checkpoint it can resume from bitwise, and save() into any folder.
+    spec = get_model(name)
+    assert fit(capsys, name, tmp_path / "cli")[0] == 0
+    config = read_run_config(spec.config_class, tmp_path / "cli")
+    expected = load_checkpoint(tmp_path / "cli" / "checkpoint.pt", name)
+    straight = spec.fit(config, "cpu", progress=False)
+    assert straight.config == config
+    assert torch.equal(straight.losses.cpu(), expected["losses"])
+    half = dataclasses.replace(config, steps=config.steps // 2)
+    spec.fit(half, "cpu", checkpoint_path=tmp_path / "half.pt", progress=False)
+    record = load_checkpoint(tmp_path / "half.pt", name)
+    resumed = spec.fit(config, "cpu", resume_from=record, progress=False)
+    assert torch.equal(resumed.losses, straight.losses)
+    for run_dir in (tmp_path / "new" / "nested", tmp_path / "cli"):
+        resumed.save(run_dir)  # a new folder, and one that holds a run already
+        assert_same_checkpoint(
+            load_checkpoint(run_dir / "checkpoint.pt", name), expected
+        )
+        assert read_run_config(spec.config_class, run_dir) == config
