@@ -267,3 +267,21 @@ def test_the_nelbo_plot_shows_train_and_test_by_epoch(tmp_path, monkeypatch):
     assert list(lines["train"].get_xdata()) == [1, 2]
     assert list(lines["train"].get_ydata()) == [50.0, 45.0]
     assert list(lines["test"].get_ydata()) == [52.0, 47.5]
+
+
+@pytest.mark.parametrize(
+    "given, latent_dim",
+    [
+        (dict(), 50),
+        (dict(architecture="conv"), 16),
+        (dict(architecture="conv", latent_dim=3), 3),
+        (dict(latent_dim=7), 7),
+    ],
+)
+def test_a_run_left_without_a_latent_size_gets_its_architectures(given, latent_dim):
+    # README: --latent-dim defaults to 50 for the mlp and 16 for the conv networks.
+    config = VAERunConfig(**given)
+    assert config.latent_dim == given.get("latent_dim")
+    resolved = config.resolved()
+    assert resolved.latent_dim == latent_dim
+    assert replace(resolved, latent_dim=config.latent_dim, likelihood=None) == config

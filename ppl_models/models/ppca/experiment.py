@@ -88,10 +88,6 @@ class PPCASpec(FullBatchSpec):
         return (None, data[0].shape[1])
 
     @classmethod
-    def statistics(cls, config: PPCARunConfig) -> dict:
-        return criticize.ppca_statistics(config.data_dim)
-
-    @classmethod
     def summary_numbers(cls, fit: PPCAFit) -> dict[str, Any]:
         numbers = {
             "w": fit.w.tolist(),
