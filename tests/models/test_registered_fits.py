@@ -206,7 +206,9 @@ def test_a_fit_from_python_resumes_and_saves_as_the_command_line_does(
     assert fit(capsys, name, tmp_path / "cli")[0] == 0
     config = read_run_config(spec.config_class, tmp_path / "cli")
     expected = load_checkpoint(tmp_path / "cli" / "checkpoint.pt", name)
-    straight = spec.fit(config, "cpu", progress=False)
+    # The default device, "auto", is the CPU where there is no GPU.
+    default_device = ("cpu",) if torch.cuda.is_available() else ()
+    straight = spec.fit(config, *default_device, progress=False)
     assert straight.config == config
     assert torch.equal(straight.losses.cpu(), expected["losses"])
     half = dataclasses.replace(config, steps=config.steps // 2)
