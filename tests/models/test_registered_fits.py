@@ -222,3 +222,30 @@ def test_a_fit_from_python_resumes_and_saves_as_the_command_line_does(
             load_checkpoint(run_dir / "checkpoint.pt", name), expected
         )
         assert read_run_config(spec.config_class, run_dir) == config
+
+
+BASE_CRITICISM = [
+    n for n in FULL_BATCH
+    if get_model(n).criticize.__func__ is FullBatchSpec.criticize.__func__
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", BASE_CRITICISM)
+def test_the_default_check_is_posterior_predictive(name, monkeypatch, tmp_path):
+    # Replicated data must come from latents drawn from the fitted guide (a prior
+    # predictive check would pass its own tests but answer another question).
+    from ppl_models.fullbatch import spec as base
+
+    guides = []
+    replicate = base.replicate
+
+    def spy(model, guide, *args, **kwargs):
+        guides.append(guide)
+        return replicate(model, guide, *args, **kwargs)
+
+    monkeypatch.setattr(base, "replicate", spy)
+    spec = get_model(name)
+    config = dataclasses.replace(spec.config_class(), steps=5, ppc_samples=5)
+    fit = spec.fit(config, "cpu", progress=False)
+    assert set(fit.criticize(tmp_path)) == {"ppc"}
+    assert guides == [fit.guide]
