@@ -247,5 +247,10 @@ def test_the_default_check_is_posterior_predictive(name, monkeypatch, tmp_path):
     spec = get_model(name)
     config = dataclasses.replace(spec.config_class(), steps=5, ppc_samples=5)
     fit = spec.fit(config, "cpu", progress=False)
-    assert set(fit.criticize(tmp_path)) == {"ppc"}
+    numbers = fit.criticize(tmp_path)
+    assert set(numbers) == {"ppc"}
     assert guides == [fit.guide]
+    if spec.statistics.__func__ is FullBatchSpec.statistics.__func__:
+        site = spec.observed_site
+        names = ("mean", "standard deviation", "minimum", "maximum")
+        assert set(numbers["ppc"]) == {f"{name} of {site}" for name in names}
