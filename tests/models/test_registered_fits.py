@@ -244,12 +244,22 @@ def test_the_default_check_is_posterior_predictive(name, monkeypatch, tmp_path):
         return replicate(model, guide, *args, **kwargs)
 
     monkeypatch.setattr(base, "replicate", spy)
+    titles = []
+    plot_ppc = base.plot_ppc
+
+    def plot_spy(checks, title):
+        titles.append(title)
+        return plot_ppc(checks, title=title)
+
+    monkeypatch.setattr(base, "plot_ppc", plot_spy)
     spec = get_model(name)
     config = dataclasses.replace(spec.config_class(), steps=5, ppc_samples=5)
     fit = spec.fit(config, "cpu", progress=False)
     numbers = fit.criticize(tmp_path)
     assert set(numbers) == {"ppc"}
     assert guides == [fit.guide]
+    label = spec.label or spec.name
+    assert titles == [f"{label}, {config.inference}: posterior predictive checks"]
     if spec.statistics.__func__ is FullBatchSpec.statistics.__func__:
         site = spec.observed_site
         names = ("mean", "standard deviation", "minimum", "maximum")
