@@ -427,7 +427,9 @@ def test_each_site_sits_in_the_named_plates_of_its_math():
     model = PPCA(data_dim=3, latent_dim=2)
     trace = poutine.trace(model).get_trace(torch.randn(3, 5))
     plates = {
-        name: {(frame.name, frame.size, frame.dim) for frame in site["cond_indep_stack"]}
+        name: {
+            (frame.name, frame.size, frame.dim) for frame in site["cond_indep_stack"]
+        }
         for name, site in trace.nodes.items()
         if name in ("w", "z", "x")
     }
