@@ -26,6 +26,7 @@ from ppl_models.settings import (
     settings_of,
     write_run_config,
 )
+from ppl_models.validation import MAX_SEED
 
 
 @dataclass
@@ -57,6 +58,20 @@ def test_a_setting_gives_the_type_default_help_choices_and_flag():
     assert found["steps"].resumable and not found["scale"].resumable
     assert not found["quiet"].recorded and found["steps"].recorded
     assert found["seed"].parse is parse_seed
+    assert (found["seed"].default, found["seed"].help) == (
+        0, f"seeds the data, the fit and its checks (0 to {MAX_SEED})"
+    )  # fmt: skip
+
+
+def test_a_flag_is_the_fields_name_in_kebab_case_and_types_may_combine():
+    @dataclass
+    class Snake:
+        max_steps: int = setting(1, "at most")
+        sizes: tuple[int, ...] | None = setting(None, "optional widths")
+
+    max_steps, sizes = settings_of(Snake)
+    assert max_steps.flag == "--max-steps"
+    assert (sizes.type, sizes.optional, sizes.many) == (int, True, True)
 
 
 def test_a_field_without_a_setting_or_of_another_type_is_refused():
@@ -72,6 +87,20 @@ def test_a_field_without_a_setting_or_of_another_type_is_refused():
         settings_of(Bare)
     with pytest.raises(TypeError, match="Listed.sizes: a setting cannot have type"):
         settings_of(Listed)
+
+    # Neither a union of two kinds nor a tuple of fixed length is a setting.
+    @dataclass
+    class Either:
+        size: int | str = setting(1, "a size or a name")
+
+    @dataclass
+    class Pair:
+        shape: tuple[int, int] = setting((1, 2), "height and width")
+
+    for cls, hint in ((Either, "int | str"), (Pair, "tuple[int, int]")):
+        with pytest.raises(TypeError) as error:
+            settings_of(cls)
+        assert str(error.value).endswith(f": a setting cannot have type {hint}")
 
 
 def test_config_json_is_the_asdict_of_the_recorded_settings_and_reads_back():
@@ -114,6 +143,7 @@ def test_a_missing_resumable_setting_takes_its_default():
 @pytest.mark.parametrize("key,value", [
     ("scale", "0.5"), ("scale", True), ("limit", 2.5), ("widths", 4),
     ("widths", [4, "2"]), ("data", 3), ("method", None), ("seed", None),
+    ("limit", [3]),
 ])  # fmt: skip
 def test_a_value_of_the_wrong_type_is_named(key, value):
     values = {**config_to_dict(Toy()), key: value}
@@ -132,8 +162,9 @@ def test_differing_fields_are_named_in_field_order():
     assert differing_fields(Toy(), Toy()) == []
     changed = Toy(seed=3, method="b", widths=(1,))
     assert differing_fields(Toy(), changed) == ["method", "widths", "seed"]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as error:
         differing_fields(Toy(), object())
+    assert str(error.value) == f"cannot compare {Toy} with {object}"
 
 
 def test_a_resumed_run_takes_only_resumable_and_unrecorded_settings_anew():
