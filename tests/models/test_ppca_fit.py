@@ -12,6 +12,7 @@ from ppl_models.device import resolve_device
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.ppca import fit_ppca
+from ppl_models.models.ppca.config import PPCARunConfig
 from tests.conftest import TEST_DEVICE
 
 DEVICE = resolve_device(TEST_DEVICE)
@@ -70,6 +71,19 @@ def test_a_resumed_fit_keeps_the_simulated_truth_on_the_fits_device(tmp_path):
     resumed = fit_ppca(steps=8, resume_from=record, device=DEVICE, progress=False)
     assert resumed.w_true is not None
     assert torch.equal(resumed.w_true.cpu(), first.w_true.cpu())
+    # It went on from the checkpoint's data (a fresh fit would simulate 5000 points).
+    assert torch.equal(resumed.x.cpu(), first.x.cpu())
+    assert torch.equal(resumed.losses[:4].cpu(), first.losses.cpu())
     for tensor in (resumed.x, resumed.w_true, resumed.losses, resumed.w):
         assert tensor.device == DEVICE
     assert resumed.losses.shape == (8,)
+
+
+def test_the_defaults_are_the_lectures_experiment_and_those_of_the_command_line():
+    # A step on the default data: 5000 points, on the default device.
+    fit = fit_ppca(steps=1, progress=False)
+    assert fit.config == PPCARunConfig(steps=1, checkpoint_every=1)
+    assert fit.x.shape == (2, 5000) and fit.device == resolve_device("auto")
+    # And the default length, on a few points.
+    assert fit_ppca(num_datapoints=10, progress=False).losses.shape == (1000,)
+    assert PPCARunConfig().steps == 1000
