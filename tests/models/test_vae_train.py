@@ -20,6 +20,7 @@ from ppl_models.errors import NumericalError, UsageError
 from ppl_models.inference.guard import NonFiniteWatch
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train, train_vae
+from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.train import History, checkpoint_payload
 from tests.conftest import TEST_DEVICE, assert_same_parameters, interrupt_at
@@ -115,7 +116,7 @@ def trained(digits, tmp_path_factory):
                 progress=True,
                 checkpoint_path=path,
                 on_epoch_end=after_epoch,
-            )
+            ).history
     finally:
         logger.removeHandler(lines)
         logger.setLevel(level)
@@ -211,18 +212,21 @@ def test_each_epochs_test_elbo_is_the_seeded_one_sample_elbo(trained, digits):
     # The number recorded while training is the one `evaluate` gives for the same
     # model and seed with one sample per image.
     history = trained.history
-    fit = VAEFit(trained.vae, digits, TrainSettings(**SETTINGS), history)
+    fit = VAEFit(trained.vae, digits, TrainSettings(**SETTINGS), history,
+                 VAERunConfig())
     bounds = fit.evaluate(iwae_samples=1, seed=SETTINGS["seed"])
     assert history.test_elbo[2] == pytest.approx(bounds["elbo"], rel=1e-6)
     second = small_vae(digits.device)
     second.load_state_dict(load_checkpoint(trained.epoch2, "vae")["vae_state"])
-    fit = VAEFit(second, digits, TrainSettings(**SETTINGS), history)
+    fit = VAEFit(second, digits, TrainSettings(**SETTINGS), history,
+                 VAERunConfig())
     bounds = fit.evaluate(iwae_samples=1, seed=SETTINGS["seed"])
     assert history.test_elbo[1] == pytest.approx(bounds["elbo"], rel=1e-6)
 
 
 def test_evaluate_leaves_the_callers_random_state_as_it_was(trained, digits):
-    fit = VAEFit(trained.vae, digits, TrainSettings(**SETTINGS), trained.history)
+    fit = VAEFit(trained.vae, digits, TrainSettings(**SETTINGS), trained.history,
+                 VAERunConfig())
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)

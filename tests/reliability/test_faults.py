@@ -178,7 +178,7 @@ def test_gradient_clipping_prevents_a_divergence(digits, monkeypatch):
     with pytest.raises(NumericalError, match="NaN or infinite at step"):
         train_vae(small_vae(), digits, settings, progress=False)
     clipped = TrainSettings(epochs=1, batch_size=128, lr=0.05, clip_grad=1.0)
-    history = train_vae(small_vae(), digits, clipped, progress=False)
+    history = train_vae(small_vae(), digits, clipped, progress=False).history
     assert all(math.isfinite(v) for v in history.train_elbo + history.test_elbo)
 
 

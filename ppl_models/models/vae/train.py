@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from ppl_models.inference.progress import LossProgress, logger
 from ppl_models.inference.trainer import rng_state, set_rng_state
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
+from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, make_elbo
 from ppl_models.seeding import derived_seed
 from ppl_models.validation import check_positive_float, check_positive_int
@@ -71,28 +72,13 @@ class TrainSettings:
 
 
 @dataclass
-class History:
-    """Per-epoch numbers: ELBOs in nats per image, times in seconds."""
+class Trained:
+    """What :func:`train_vae` ends with."""
 
-    train_elbo: list[float] = field(default_factory=list)
-    test_elbo: list[float] = field(default_factory=list)
-    train_seconds: list[float] = field(default_factory=list)
-    train_images: int = 0
-
-    @property
-    def epochs_done(self) -> int:
-        """How many epochs have finished."""
-        return len(self.train_elbo)
-
-    @property
-    def fit_seconds(self) -> float:
-        """Training time, evaluation excluded."""
-        return sum(self.train_seconds)
-
-    @property
-    def images_per_second(self) -> float:
-        """Training images processed per second of training time."""
-        return self.train_images / max(self.fit_seconds, 1e-9)
+    history: History
+    #: ``optimizer_state`` and ``rng`` after the last epoch, which a checkpoint
+    #: needs to go on from there (empty if no epoch ran and none was resumed)
+    resume_state: dict[str, Any]
 
 
 def train_vae(
@@ -104,13 +90,14 @@ def train_vae(
     resume_from: dict[str, Any] | None = None,
     progress: bool | None = None,
     on_epoch_end: Callable[[History], None] | None = None,
-) -> History:
+) -> Trained:
     """Train ``vae`` on ``data.train`` for ``settings.epochs`` epochs in all.
 
     :param checkpoint_path: where to write a checkpoint after every epoch.
     :param resume_from: a checkpoint record (see :func:`checkpoint_payload`) to go on
         from; the epochs it already did count towards ``settings.epochs``.
-    :returns: the history of every epoch, resumed ones included.
+    :returns: the history of every epoch, resumed ones included, and the state to
+        go on from.
     """
     elbo = make_elbo(settings.elbo, vae.config, settings.num_particles)
     # A batch as training sees it (binarized), for the guide's first call and
@@ -122,6 +109,7 @@ def train_vae(
     )
     optimizer = torch.optim.Adam(objective.parameters(), lr=settings.lr)
     history = History()
+    resume_state = {k: resume_from[k] for k in RESUME_KEYS} if resume_from else {}
     if resume_from is None:
         pyro.set_rng_seed(settings.seed)
     else:
@@ -175,6 +163,7 @@ def train_vae(
                     history.train_seconds[-1],
                 )
                 unsaved = checkpoint_payload(vae, optimizer, history, copy=True)
+                resume_state = {k: unsaved[k] for k in RESUME_KEYS}
                 last = history.epochs_done == settings.epochs
                 if checkpoint_path is not None and (
                     last or history.epochs_done % settings.checkpoint_every == 0
@@ -193,7 +182,7 @@ def train_vae(
             f"batch size {settings.batch_size}: try a smaller --batch-size"
             + _checkpoint_note(checkpoint_path)
         ) from None
-    return history
+    return Trained(history, resume_state)
 
 
 def _stop_if_nonfinite(
@@ -256,6 +245,10 @@ def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
     with torch.random.fork_rng(devices=_cuda_devices(data.test)):
         torch.manual_seed(derived_seed(seed, "evaluation"))
         return evaluate_elbo(vae, data.test)
+
+
+#: the checkpoint entries, besides the weights and the history, that let a run go on
+RESUME_KEYS = ("optimizer_state", "rng")
 
 
 def checkpoint_payload(
