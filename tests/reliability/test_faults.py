@@ -16,9 +16,9 @@ import torch
 from ppl_models.cli import main
 from ppl_models.data import load_images
 from ppl_models.errors import NumericalError, ResourceError
+from ppl_models.inference import trainer as train_module
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train_vae
-from ppl_models.models.vae import train as train_module
 from ppl_models.models.vae.evaluate import evaluate_bounds
 from tests.conftest import TEST_DEVICE, assert_same_parameters, interrupt_at
 
