@@ -165,7 +165,7 @@ def epoch_seconds(
             data.train, data.train_labels, data.test[:100], data.test_labels[:100],
             data.image_shape, data.binarize, data.name,
         )  # fmt: skip
-        history = train_vae(vae, small_test, settings, progress=False)
+        history = train_vae(vae, small_test, settings, progress=False).history
         return min(history.train_seconds[1:])
     if path == "pyro-example":
         svi = stock_pyro_svi(vae, elbo)

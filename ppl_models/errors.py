@@ -29,7 +29,15 @@ class TrainingError(RuntimeError):
 
 
 class NumericalError(TrainingError):
-    """A loss or gradient became NaN or infinite."""
+    """A loss or gradient became NaN or infinite.
+
+    :ivar step: the first step (counted over the whole run) whose loss or gradient
+        was not finite; None where a parameter was found not finite after a step.
+    """
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class ResourceError(TrainingError):

@@ -21,9 +21,10 @@ from ppl_models.seeding import caller_rng_kept
 class Fit(Protocol):
     """A fitted model, whatever the model.
 
-    Every model built on :class:`~ppl_models.fullbatch.FullBatchSpec` returns one
-    (a :class:`~ppl_models.fullbatch.FullBatchFit`); models with a spec of their own
-    return their own fit objects, which need not implement it yet.
+    Every bundled model's fit implements it: a
+    :class:`~ppl_models.fullbatch.FullBatchFit` for every model built on
+    :class:`~ppl_models.fullbatch.FullBatchSpec` (PPCA's ``PPCAFit`` among them),
+    and the VAE's ``VAEFit``.
     """
 
     #: the settings it was fitted with: an instance of its model's ``config_class``
@@ -42,13 +43,12 @@ class Fit(Protocol):
         ...
 
 
-def load_fit(run_dir: str | Path, device: str | torch.device = "auto") -> Fit | Any:
+def load_fit(run_dir: str | Path, device: str | torch.device = "auto") -> Fit:
     """Rebuild the fit that ``ppl-models fit`` saved in ``run_dir``, on ``device``.
 
-    Returns the model's fit: a :class:`Fit` for every model built on
-    :class:`~ppl_models.fullbatch.FullBatchSpec`, else the model's own fit object
-    (a ``VAEFit``, which does not implement :class:`Fit` yet). PPCA's ``PPCAFit``
-    is a ``FullBatchFit``. The caller's random generators are left as they were.
+    Returns the model's fit, a :class:`Fit` (PPCA's ``PPCAFit``, the VAE's
+    ``VAEFit``; what a model's spec's ``load_fit`` gives). The caller's random
+    generators are left as they were.
 
     :raises CheckpointError: if ``run_dir`` holds no run, or its checkpoint is
         missing, damaged or does not match its ``config.json``.

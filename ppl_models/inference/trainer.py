@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import pyro
 import torch
@@ -27,6 +29,7 @@ from ppl_models.inference.progress import LossProgress
 from ppl_models.inference.svi import svi_step
 
 Save = Callable[[int, torch.Tensor], None]
+T = TypeVar("T")
 
 
 def rng_state() -> dict[str, Any]:
@@ -82,6 +85,8 @@ def train_steps(
     check_every: int = 100,
     desc: str = "svi",
     progress: bool | None = None,
+    per: Callable[..., int] | None = None,
+    log_lines: int = 10,
 ) -> torch.Tensor:
     """Take SVI steps ``first_step`` .. ``steps`` (counted from 1 over a whole run,
     resumed parts included) on the arguments ``batch()`` gives for each step.
@@ -90,6 +95,10 @@ def train_steps(
         call's losses so far; every ``checkpoint_every`` steps, after the last step,
         and on Ctrl-C, after which KeyboardInterrupt is raised again.
     :param check_every: read the NaN watch on the host every this many steps.
+    :param per: the progress bar shows the loss divided by ``per(*args)`` of the
+        step's arguments (say the images in a batch: the loss per image).
+    :param log_lines: where there is no terminal, log the loss about this many times
+        over the call (0: never).
     :returns: the loss before each step taken, (steps - first_step + 1,), on the
         objective's device.
     :raises NumericalError: at the first step whose loss or gradient was not finite,
@@ -114,22 +123,26 @@ def train_steps(
     # once, before the first step (see make_objective).
     with (
         LossProgress(
-            count, desc, enabled=progress, log_every=max(1, count // 10)
+            count,
+            desc,
+            enabled=progress,
+            log_every=max(1, count // log_lines) if log_lines else None,
         ) as bar,
         pyro.validation_enabled(False),
         held_interrupts() as interrupted,
     ):
         try:
             for step in range(first_step, steps + 1):
+                args = batch()
                 loss = svi_step(
                     objective,
                     optimizer,
-                    *batch(),
+                    *args,
                     max_grad_norm=max_grad_norm,
                     watch=watch,
                 )
                 losses[step - first_step] = loss
-                bar.update(loss)
+                bar.update(loss, per=1 if per is None else per(*args))
                 if step < steps:  # the last step is checked before the last save
                     _stop_if_nonfinite(watch, objective, steps)
                 if interrupted():
@@ -161,8 +174,72 @@ def _stop_if_nonfinite(
         f"the loss or its gradient became NaN or infinite {where}; non-finite "
         f"parameters: {', '.join(params[:5]) or 'none'}"
         f"{' ...' if len(params) > 5 else ''}; try a lower learning rate, or data "
-        "on a smaller scale"
+        "on a smaller scale",
+        step,
     )
+
+
+def train_epochs(
+    objective: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[], Iterator[tuple[Any, ...]]],
+    epochs: int,
+    steps_per_epoch: int,
+    *,
+    end_epoch: Callable[[int, torch.Tensor, float], T],
+    first_epoch: int = 0,
+    save: Callable[[T], None] | None = None,
+    after_epoch: Callable[[int], None] | None = None,
+    checkpoint_every: int = 1,
+    max_grad_norm: float | None = None,
+    check_every: int = 100,
+    per: Callable[..., int] | None = None,
+    progress: bool | None = None,
+) -> None:
+    """Train epochs ``first_epoch + 1`` .. ``epochs`` (counted from 1 over a whole
+    run) of ``steps_per_epoch`` steps on the batches that a fresh ``batches()``
+    yields, each epoch's steps through :func:`train_steps` (steps numbered over the
+    whole run).
+
+    After each epoch, ``end_epoch(epoch, losses, seconds)`` gets its number, its
+    losses (steps_per_epoch,) on the device and its training seconds, and returns
+    the state to save (it may raise to stop training). ``save(state)`` writes it
+    every ``checkpoint_every`` epochs and after the last, then ``after_epoch(epoch)``
+    runs. On Ctrl-C, held to the end of the step under way, the last epoch's state
+    is saved if it was not yet, and KeyboardInterrupt is raised again: a run goes
+    on from epoch boundaries, where it continues exactly.
+
+    :raises NumericalError: as :func:`train_steps` does; ``error.step`` is the step.
+    :raises ResourceError: if the device runs out of memory.
+    """
+    unsaved: list[T] = []  # the last epoch's state while it is not on disk
+    try:
+        for epoch in range(first_epoch + 1, epochs + 1):
+            start = time.perf_counter()
+            epoch_batches = batches()
+            losses = train_steps(
+                objective,
+                optimizer,
+                partial(next, epoch_batches),
+                epoch * steps_per_epoch,
+                first_step=(epoch - 1) * steps_per_epoch + 1,
+                max_grad_norm=max_grad_norm,
+                check_every=check_every,
+                desc=f"epoch {epoch}/{epochs}",
+                progress=progress,
+                per=per,
+                log_lines=0,
+            )
+            losses.sum().item()  # waits for the device: the epoch's time is real
+            unsaved[:] = [end_epoch(epoch, losses, time.perf_counter() - start)]
+            if save is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
+                save(unsaved.pop())
+            if after_epoch is not None:
+                after_epoch(epoch)
+    except KeyboardInterrupt:
+        if save is not None and unsaved:
+            save(unsaved.pop())
+        raise
 
 
 def run_svi(

@@ -25,6 +25,9 @@ def test_fit_evaluate_criticize(capsys, tmp_path):
     out = tmp_path / "run"
     status, stdout, err = run_cli(capsys, *DIGITS, "--epochs", "2", "--out", out)
     assert status == 0, err
+    # Output that is not a terminal gets one line per epoch, not a bar or steps.
+    lines = err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     summary = json.loads((out / "summary.json").read_text())
     for key in ["model", "dataset", "architecture", "latent_dim", "prior", "elbo",
                 "epochs", "batch_size", "device", "seed", "train_elbo", "test_elbo",

@@ -240,7 +240,7 @@ def test_images_per_second_counts_training_time_only(digits, monkeypatch):
     start = time.perf_counter()
     history = train.train_vae(
         vae, digits.to("cpu"), train.TrainSettings(epochs=2), progress=False
-    )
+    ).history
     wall = time.perf_counter() - start
     assert history.train_images == 2 * digits.train.shape[0]
     assert history.fit_seconds < wall - 1.0  # the two evaluations are left out
@@ -276,7 +276,7 @@ def _train(epochs, digits, resume_from=None, checkpoint=None):
     vae = small_vae(hidden_dims=(32,)).to(digits.device)
     settings = TrainSettings(epochs=epochs, batch_size=128, lr=3e-3, seed=0)
     history = train_vae(vae, digits, settings, resume_from=resume_from,
-                        checkpoint_path=checkpoint, progress=False)  # fmt: skip
+                        checkpoint_path=checkpoint, progress=False).history  # fmt: skip
     return vae, history
 
 

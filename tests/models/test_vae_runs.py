@@ -20,6 +20,7 @@ from ppl_models.errors import CheckpointError, DataError, UsageError
 from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, write_config
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, VAERunConfig, runs
+from ppl_models.models.vae import history as vae_history
 from ppl_models.models.vae.experiment import VAESpec
 from ppl_models.models.vae.train import History, checkpoint_payload
 from ppl_models.settings import read_run_config, write_run_config
@@ -235,7 +236,7 @@ def test_load_fit_refuses_weights_that_do_not_fit_the_checkpoints_configuration(
 
 
 def test_the_summary_holds_each_epoch_and_the_training_speed():
-    summary = runs.history_summary(HISTORY)
+    summary = vae_history.history_summary(HISTORY)
     assert summary == {
         "epochs_done": 2,
         "train_elbo": [-50.0, -45.0],
@@ -248,14 +249,14 @@ def test_the_summary_holds_each_epoch_and_the_training_speed():
 
 def test_the_nelbo_plot_shows_train_and_test_by_epoch(tmp_path, monkeypatch):
     saved = []
-    real_save = runs.save_figure
+    real_save = vae_history.save_figure
 
     def keep(figure, path):
         saved.append(figure)
         return real_save(figure, path)
 
-    monkeypatch.setattr(runs, "save_figure", keep)
-    runs.save_nelbo_plot(HISTORY, tmp_path)
+    monkeypatch.setattr(vae_history, "save_figure", keep)
+    vae_history.save_nelbo_plot(HISTORY, tmp_path)
     assert (tmp_path / "nelbo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ((figure,),) = [saved]
     (ax,) = figure.axes

@@ -11,15 +11,15 @@ import warnings
 from dataclasses import asdict, replace
 from types import SimpleNamespace
 
-import pyro
 import pytest
 import torch
 
 from ppl_models.data import load_images
 from ppl_models.errors import NumericalError, UsageError
-from ppl_models.inference.guard import NonFiniteWatch
+from ppl_models.inference import trainer as shared
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train, train_vae
+from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.train import History, checkpoint_payload
 from tests.conftest import TEST_DEVICE, assert_same_parameters, interrupt_at
@@ -53,7 +53,7 @@ class RecordingBar:
 
     bars: list[dict] = []
 
-    def __init__(self, total, desc, *, enabled=None):
+    def __init__(self, total, desc, *, enabled=None, log_every=None):
         self.shown: list[float] = []
         self.bars.append(
             dict(total=total, desc=desc, enabled=enabled, shown=self.shown)
@@ -75,7 +75,7 @@ def trained(digits, tmp_path_factory):
     progress bars and, after each epoch, which epoch the checkpoint on disk holds."""
     path = tmp_path_factory.mktemp("run") / "checkpoint.pt"
     losses, on_disk = [], []
-    real_step = train.svi_step
+    real_step = shared.svi_step
 
     def step(*args, **kwargs):
         loss = real_step(*args, **kwargs)
@@ -106,8 +106,8 @@ def trained(digits, tmp_path_factory):
     logger.setLevel(logging.INFO)
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(train, "svi_step", step)
-            patch.setattr(train, "LossProgress", Bar)
+            patch.setattr(shared, "svi_step", step)
+            patch.setattr(shared, "LossProgress", Bar)
             history = train_vae(
                 vae,
                 digits,
@@ -115,7 +115,7 @@ def trained(digits, tmp_path_factory):
                 progress=True,
                 checkpoint_path=path,
                 on_epoch_end=after_epoch,
-            )
+            ).history
     finally:
         logger.removeHandler(lines)
         logger.setLevel(level)
@@ -211,18 +211,22 @@ def test_each_epochs_test_elbo_is_the_seeded_one_sample_elbo(trained, digits):
     # The number recorded while training is the one `evaluate` gives for the same
     # model and seed with one sample per image.
     history = trained.history
-    fit = VAEFit(trained.vae, digits, TrainSettings(**SETTINGS), history)
+    fit = VAEFit(
+        trained.vae, digits, TrainSettings(**SETTINGS), history, VAERunConfig()
+    )
     bounds = fit.evaluate(iwae_samples=1, seed=SETTINGS["seed"])
     assert history.test_elbo[2] == pytest.approx(bounds["elbo"], rel=1e-6)
     second = small_vae(digits.device)
     second.load_state_dict(load_checkpoint(trained.epoch2, "vae")["vae_state"])
-    fit = VAEFit(second, digits, TrainSettings(**SETTINGS), history)
+    fit = VAEFit(second, digits, TrainSettings(**SETTINGS), history, VAERunConfig())
     bounds = fit.evaluate(iwae_samples=1, seed=SETTINGS["seed"])
     assert history.test_elbo[1] == pytest.approx(bounds["elbo"], rel=1e-6)
 
 
 def test_evaluate_leaves_the_callers_random_state_as_it_was(trained, digits):
-    fit = VAEFit(trained.vae, digits, TrainSettings(**SETTINGS), trained.history)
+    fit = VAEFit(
+        trained.vae, digits, TrainSettings(**SETTINGS), trained.history, VAERunConfig()
+    )
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
@@ -322,30 +326,10 @@ def test_warnings_raised_during_training_still_reach_the_user(digits):
                   progress=False, on_epoch_end=warn)  # fmt: skip
 
 
-def watch_with_a_nan_at_step_2() -> NonFiniteWatch:
-    watch = NonFiniteWatch(torch.device("cpu"), check_every=100)
-    watch.observe(torch.tensor(1.0))
-    watch.observe(torch.tensor(float("nan")))
-    return watch
-
-
 def stop_message(vae, checkpoint_path=None) -> str:
+    """The message of a NaN at step 2, in epoch 1, found on a batch of zeros."""
     x = torch.zeros(4, 64).to(vae.device)
-    # Distributions skip their argument checks in the training loop, as here.
-    with pytest.raises(NumericalError) as error, pyro.validation_enabled(False):
-        train._stop_if_nonfinite(watch_with_a_nan_at_step_2(), vae, x, 0,
-                                 checkpoint_path, force=True)  # fmt: skip
-    return str(error.value)
-
-
-def test_the_watch_is_read_only_every_check_every_steps_unless_forced():
-    # Reading it waits for the device, so the loop does it rarely: two steps of a
-    # hundred are no time to look, even with a NaN among them.
-    watch = watch_with_a_nan_at_step_2()
-    x = torch.zeros(4, 64)
-    assert train._stop_if_nonfinite(watch, small_vae("cpu"), x, 0, None) is None
-    with pytest.raises(NumericalError, match="at step 2 "):
-        train._stop_if_nonfinite(watch, small_vae("cpu"), x, 0, None, force=True)
+    return str(train._nonfinite_error(vae, [x], 2, 1, checkpoint_path))
 
 
 def test_a_nan_with_finite_parameters_and_sites_says_so(tmp_path):

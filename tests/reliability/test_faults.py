@@ -16,9 +16,9 @@ import torch
 from ppl_models.cli import main
 from ppl_models.data import load_images
 from ppl_models.errors import NumericalError, ResourceError
+from ppl_models.inference import trainer as train_module
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train_vae
-from ppl_models.models.vae import train as train_module
 from ppl_models.models.vae.evaluate import evaluate_bounds
 from tests.conftest import TEST_DEVICE, assert_same_parameters, interrupt_at
 
@@ -178,7 +178,7 @@ def test_gradient_clipping_prevents_a_divergence(digits, monkeypatch):
     with pytest.raises(NumericalError, match="NaN or infinite at step"):
         train_vae(small_vae(), digits, settings, progress=False)
     clipped = TrainSettings(epochs=1, batch_size=128, lr=0.05, clip_grad=1.0)
-    history = train_vae(small_vae(), digits, clipped, progress=False)
+    history = train_vae(small_vae(), digits, clipped, progress=False).history
     assert all(math.isfinite(v) for v in history.train_elbo + history.test_elbo)
 
 

@@ -8,25 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyro
 import torch
 
 from ppl_models.data.images import load_images
 from ppl_models.io.run_dir import CHECKPOINT, update_summary, write_summary
-from ppl_models.models.vae.criticize import criticize_vae
+from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fit import VAEFit, check_likelihood, fit_vae
-from ppl_models.models.vae.model import VAE, VAEConfig, make_elbo
-from ppl_models.models.vae.runs import (
-    VAERunConfig,
+from ppl_models.models.vae.history import (
+    History,
     history_summary,
-    load_fit,
-    resume_record,
     save_nelbo_plot,
     write_metrics,
 )
-from ppl_models.models.vae.train import History, TrainSettings
+from ppl_models.models.vae.model import VAE, VAEConfig, make_elbo
+from ppl_models.models.vae.runs import load_fit, resume_record
+from ppl_models.models.vae.train import TrainSettings
 from ppl_models.registry import ModelSpec, RunOptions, SmokeCase, register_model
-from ppl_models.seeding import caller_rng_kept, derived_seed
 from ppl_models.settings import (
     common_values,
     config_to_dict,
@@ -113,14 +110,12 @@ class VAESpec(ModelSpec):
             **common_values(config, TrainSettings),
             **network,
         )
+        fit.config = config  # the data's cut as the command line asked for it
         save_nelbo_plot(fit.history, run_dir)
         summary = update_summary(run_dir, **history_summary(fit.history))
         if config.no_criticize:
             return summary
-        with caller_rng_kept([fit.vae.device]):
-            pyro.set_rng_seed(derived_seed(config.seed, "criticism"))
-            criticism = criticize_vae(fit.vae, fit.data, run_dir)
-        return update_summary(run_dir, **criticism)
+        return update_summary(run_dir, **fit.criticize(run_dir))
 
     @classmethod
     def evaluate_run(
@@ -153,11 +148,7 @@ class VAESpec(ModelSpec):
 
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
-        fit = load_fit(run_dir, device)
-        with caller_rng_kept([fit.vae.device]):
-            pyro.set_rng_seed(derived_seed(fit.settings.seed, "criticism"))
-            criticism = criticize_vae(fit.vae, fit.data, run_dir)
-        return update_summary(run_dir, **criticism)
+        return update_summary(run_dir, **load_fit(run_dir, device).criticize(run_dir))
 
     @classmethod
     def demo_runs(cls) -> dict[str, list[str]]:

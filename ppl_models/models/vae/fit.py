@@ -9,7 +9,7 @@ torch.Size([4, 64])
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,91 @@ import torch
 from ppl_models.data.images import ImageData, load_images
 from ppl_models.device import resolve_device
 from ppl_models.errors import UsageError
-from ppl_models.models.vae.criticize import reconstruct, sample_images
+from ppl_models.io.checkpoint import save_checkpoint
+from ppl_models.io.run_dir import CHECKPOINT, write_summary
+from ppl_models.models.vae.config import VAERunConfig, default_likelihood
+from ppl_models.models.vae.criticize import criticize_vae, reconstruct, sample_images
 from ppl_models.models.vae.evaluate import MAX_ELEMENTS, evaluate_bounds
+from ppl_models.models.vae.history import (
+    History,
+    history_summary,
+    save_nelbo_plot,
+    write_metrics,
+)
 from ppl_models.models.vae.model import VAE, VAEConfig
-from ppl_models.models.vae.train import History, TrainSettings, train_vae
+from ppl_models.models.vae.train import TrainSettings, train_vae
 from ppl_models.seeding import caller_rng_kept, derived_seed
+from ppl_models.settings import common_values, config_to_dict, write_run_config
 from ppl_models.validation import check_positive_int, check_seed
 
 
 @dataclass
 class VAEFit:
-    """A trained VAE with its data, its training settings and its history."""
+    """A trained VAE with its data, its training settings and its history. It
+    implements :class:`ppl_models.fits.Fit`.
+    """
 
     vae: VAE
     data: ImageData
     settings: TrainSettings
     history: History
+    #: the run's settings, as ``config.json`` holds them
+    config: VAERunConfig
+    #: ``optimizer_state`` and ``rng`` after the last epoch, for a checkpoint a run
+    #: can go on from (empty where unknown)
+    resume_state: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The fit's numbers: its settings, device, compile mode and per-epoch
+        ELBOs (nats per image), as ``summary.json`` holds them before criticism.
+        """
+        return {
+            "model": "vae",
+            **config_to_dict(self.config),
+            "device": str(self.vae.device),
+            "compile": self.settings.compile,
+            **history_summary(self.history),
+        }
+
+    def criticize(self, out_dir: str | Path) -> dict[str, Any]:
+        """Draw the criticism figures into ``out_dir`` (created if need be) and
+        return the checks' numbers (see
+        :func:`~ppl_models.models.vae.criticize.criticize_vae`). The draws come from
+        a seed derived from the run's, so a fit and a later ``criticize`` report
+        the same numbers; the caller's generators are kept.
+        """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with caller_rng_kept([self.vae.device]):
+            pyro.set_rng_seed(derived_seed(self.config.seed, "criticism"))
+            return criticize_vae(self.vae, self.data, out_dir)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The fit as ``checkpoint.pt`` holds it: the networks' config and weights,
+        the epochs done and their history, and the state to go on from.
+        """
+        return {
+            "config": self.vae.config.to_dict(),
+            "vae_state": self.vae.state_dict(),
+            "epoch": self.history.epochs_done,
+            "history": asdict(self.history),
+            **self.resume_state,
+        }
+
+    def save(self, run_dir: str | Path) -> None:
+        """Write the fit into ``run_dir`` (created if need be), replacing what is
+        there: ``config.json``, ``checkpoint.pt``, ``metrics.csv``, ``nelbo.png``
+        and ``summary.json`` (afresh: no criticism yet); ``ppl_models.load_fit``
+        then rebuilds it. It takes no lock: hold
+        :func:`~ppl_models.io.run_dir.writing_run` where others may write too.
+        """
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(run_dir, "vae", self.config)
+        save_checkpoint(run_dir / CHECKPOINT, "vae", self.checkpoint())
+        write_metrics(self.history, run_dir)
+        save_nelbo_plot(self.history, run_dir)
+        write_summary(run_dir, self.summary())
 
     def sample(self, num_images: int) -> torch.Tensor:
         """Pixel means of images decoded from prior draws, (num_images, P)."""
@@ -118,7 +187,9 @@ def fit_vae(
     :param config: :class:`VAEConfig` fields: ``latent_dim``, ``architecture``,
         ``hidden_dims``, ``activation``, ``prior``, ``mixture_components``,
         ``likelihood``, ``base_depth``.
-    :returns: a :class:`VAEFit`.
+    :returns: a :class:`VAEFit`, whose ``config`` records these settings (for data
+        already loaded, its name and binarization, and ``train_images`` and
+        ``test_images`` as given).
     """
     check_seed(seed)
     settings = TrainSettings(
@@ -153,7 +224,7 @@ def fit_vae(
         check_likelihood(vae_config.likelihood, data.binarize)
         pyro.set_rng_seed(seed)  # fixes the initial weights too
         vae = VAE(vae_config).to(device)
-        history = train_vae(
+        trained = train_vae(
             vae,
             data,
             settings,
@@ -162,12 +233,17 @@ def fit_vae(
             progress=progress,
             on_epoch_end=on_epoch_end,
         )
-    return VAEFit(vae=vae, data=data, settings=settings, history=history)
-
-
-def default_likelihood(binarize: str) -> str:
-    """Bernoulli for binarized pixels, continuous Bernoulli for grayscale."""
-    return "continuous_bernoulli" if binarize == "none" else "bernoulli"
+    run_config = VAERunConfig(
+        dataset=data.name,
+        train_images=train_images,
+        test_images=test_images,
+        binarize=data.binarize,
+        **common_values(vae_config, VAERunConfig),
+        **common_values(settings, VAERunConfig),
+    )
+    return VAEFit(
+        vae, data, settings, trained.history, run_config, trained.resume_state
+    )
 
 
 def check_likelihood(likelihood: str, binarize: str) -> None:

@@ -1,98 +1,24 @@
-"""VAE run directories: the settings of a run (``fit vae``'s options and
-``config.json``), the checkpoint's checks, and the summary and plot written as
-training goes."""
+"""VAE run directories: the checkpoint a resume goes on from, its checks against
+the run's settings, and the fit rebuilt from a run directory."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ppl_models.data.images import BINARIZATIONS, DATASETS, load_images
+from ppl_models.data.images import load_images
 from ppl_models.errors import CheckpointError
 from ppl_models.io.checkpoint import load_checkpoint, load_state
-from ppl_models.io.run_dir import CHECKPOINT, write_table
-from ppl_models.models.vae.fit import VAEFit, default_likelihood
-from ppl_models.models.vae.model import ELBOS, LIKELIHOODS, VAE, VAEConfig
-from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
-from ppl_models.models.vae.priors import PRIORS
-from ppl_models.models.vae.train import History, TrainSettings
-from ppl_models.plots import plot_loss_trace, save_figure
-from ppl_models.settings import (
-    common_values,
-    differing_fields,
-    read_run_config,
-    seed_setting,
-    setting,
-)
-
-
-@dataclass
-class VAERunConfig:
-    """A VAE run. A fit resolves the sizes left to it (:meth:`resolved`) before it
-    writes ``config.json``.
-    """
-
-    dataset: str = setting("mnist", "the images", choices=DATASETS)
-    data_dir: Path | None = setting(None, "data root holding mnist/", recorded=False)
-    train_images: int | None = setting(None, "use the first N training images (all)")
-    test_images: int | None = setting(None, "use the first N test images (all)")
-    binarize: str = setting(
-        "dynamic",
-        "dynamic: resample pixels as Bernoulli draws every epoch; "
-        "threshold: at 0.5; none: grey levels",
-        choices=BINARIZATIONS,
-    )
-    architecture: str = setting("mlp", "networks", choices=ARCHITECTURES)
-    latent_dim: int | None = setting(None, "default 50 (mlp), 16 (conv)")
-    hidden_dims: tuple[int, ...] = setting(
-        (400,), "widths of the mlp's hidden layers", flag="--hidden-dim"
-    )
-    activation: str = setting(
-        "softplus", "the networks' nonlinearity", choices=tuple(ACTIVATIONS)
-    )
-    base_depth: int = setting(32, "channels of the conv nets")
-    prior: str = setting("normal", "p(z)", choices=PRIORS)
-    mixture_components: int = setting(10, "components of the mixture prior")
-    likelihood: str | None = setting(
-        None, "default: by --binarize", choices=LIKELIHOODS
-    )
-    elbo: str = setting(
-        "trace",
-        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)",
-        choices=ELBOS,
-    )
-    num_particles: int = setting(1, "ELBO samples per image")
-    epochs: int = setting(5, "epochs in all, resumed ones too", resumable=True)
-    batch_size: int = setting(128, "images per step")
-    lr: float = setting(1e-3, "Adam's learning rate")
-    clip_grad: float | None = setting(
-        None, "clip the gradient norm to this value", resumable=True
-    )
-    checkpoint_every: int = setting(1, "epochs between checkpoints", resumable=True)
-    no_criticize: bool = setting(False, "skip the pictures and checks", recorded=False)
-    seed: int = seed_setting()
-
-    def resolved(self) -> VAERunConfig:
-        """The config with the latent size by architecture and the likelihood by
-        binarization, where the command line left them to the run.
-        """
-        latent_dim = self.latent_dim
-        if latent_dim is None:
-            latent_dim = 16 if self.architecture == "conv" else 50
-        likelihood = self.likelihood or default_likelihood(self.binarize)
-        return replace(self, latent_dim=latent_dim, likelihood=likelihood)
-
-    def network_settings(self) -> dict[str, Any]:
-        """The :class:`VAEConfig` settings, as keywords (the image shape is the
-        data's)."""
-        return common_values(self, VAEConfig)
-
-    def train_settings(self, compile: str | None = None) -> TrainSettings:
-        """How to train, with ``compile`` for the run's compile mode."""
-        return TrainSettings(**common_values(self, TrainSettings), compile=compile)
+from ppl_models.io.run_dir import CHECKPOINT
+from ppl_models.models.vae.config import VAERunConfig
+from ppl_models.models.vae.fit import VAEFit
+from ppl_models.models.vae.history import History
+from ppl_models.models.vae.model import VAE, VAEConfig
+from ppl_models.models.vae.train import RESUME_KEYS
+from ppl_models.settings import differing_fields, read_run_config
 
 
 def resume_record(
@@ -108,45 +34,6 @@ def resume_record(
     record = load_checkpoint(checkpoint, "vae", device)
     check_checkpoint_config(record, config, checkpoint)
     return record
-
-
-def history_summary(history: History) -> dict[str, Any]:
-    """The per-epoch numbers for ``summary.json``."""
-    return {
-        "epochs_done": history.epochs_done,
-        "train_elbo": history.train_elbo,
-        "test_elbo": history.test_elbo,
-        "fit_seconds": history.fit_seconds,
-        "images_per_second": history.images_per_second,
-    }
-
-
-def write_metrics(history: History, run_dir: Path) -> None:
-    """``metrics.csv``: per epoch, the ELBOs (nats per image) and training seconds."""
-    write_table(
-        run_dir,
-        "metrics.csv",
-        {
-            "epoch": list(range(1, history.epochs_done + 1)),
-            "train_elbo": history.train_elbo,
-            "test_elbo": history.test_elbo,
-            "train_seconds": history.train_seconds,
-        },
-    )
-
-
-def save_nelbo_plot(history: History, run_dir: Path) -> None:
-    """``nelbo.png``: negative ELBO per image, train and test, by epoch."""
-    figure = plot_loss_trace(
-        {
-            "train": [-v for v in history.train_elbo],
-            "test": [-v for v in history.test_elbo],
-        },
-        title="VAE: negative ELBO",
-        xlabel="epoch",
-        ylabel="negative ELBO (nats per image)",
-    )
-    save_figure(figure, run_dir / "nelbo.png")
 
 
 def check_checkpoint_config(
@@ -193,4 +80,11 @@ def load_fit(
         limit_test=config.test_images,
     )
     settings = replace(config, epochs=record["epoch"]).train_settings()
-    return VAEFit(vae, data, settings, History(**record["history"]))
+    return VAEFit(
+        vae,
+        data,
+        settings,
+        History(**record["history"]),
+        config=config,
+        resume_state={k: record[k] for k in RESUME_KEYS if k in record},
+    )

@@ -10,10 +10,9 @@ checkpoint takes exactly the steps the uninterrupted run would have taken.
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,15 @@ import torch
 
 from ppl_models.data.images import ImageData, train_batches
 from ppl_models.errors import NumericalError, ResourceError
-from ppl_models.inference import make_objective, svi_step
+from ppl_models.inference import make_objective
 from ppl_models.inference.compiled import check_compile_mode
-from ppl_models.inference.guard import (
-    NonFiniteWatch,
-    nonfinite_parameters,
-    nonfinite_sites,
-)
+from ppl_models.inference.guard import nonfinite_parameters, nonfinite_sites
 from ppl_models.inference.params import local_params
-from ppl_models.inference.progress import LossProgress, logger
-from ppl_models.inference.trainer import rng_state, set_rng_state
+from ppl_models.inference.progress import logger
+from ppl_models.inference.trainer import rng_state, set_rng_state, train_epochs
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
+from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, make_elbo
 from ppl_models.seeding import derived_seed
 from ppl_models.validation import check_positive_float, check_positive_int
@@ -71,28 +67,13 @@ class TrainSettings:
 
 
 @dataclass
-class History:
-    """Per-epoch numbers: ELBOs in nats per image, times in seconds."""
+class Trained:
+    """What :func:`train_vae` ends with."""
 
-    train_elbo: list[float] = field(default_factory=list)
-    test_elbo: list[float] = field(default_factory=list)
-    train_seconds: list[float] = field(default_factory=list)
-    train_images: int = 0
-
-    @property
-    def epochs_done(self) -> int:
-        """How many epochs have finished."""
-        return len(self.train_elbo)
-
-    @property
-    def fit_seconds(self) -> float:
-        """Training time, evaluation excluded."""
-        return sum(self.train_seconds)
-
-    @property
-    def images_per_second(self) -> float:
-        """Training images processed per second of training time."""
-        return self.train_images / max(self.fit_seconds, 1e-9)
+    history: History
+    #: ``optimizer_state`` and ``rng`` after the last epoch, which a checkpoint
+    #: needs to go on from there (empty if no epoch ran and none was resumed)
+    resume_state: dict[str, Any]
 
 
 def train_vae(
@@ -104,13 +85,14 @@ def train_vae(
     resume_from: dict[str, Any] | None = None,
     progress: bool | None = None,
     on_epoch_end: Callable[[History], None] | None = None,
-) -> History:
+) -> Trained:
     """Train ``vae`` on ``data.train`` for ``settings.epochs`` epochs in all.
 
     :param checkpoint_path: where to write a checkpoint after every epoch.
     :param resume_from: a checkpoint record (see :func:`checkpoint_payload`) to go on
         from; the epochs it already did count towards ``settings.epochs``.
-    :returns: the history of every epoch, resumed ones included.
+    :returns: the history of every epoch, resumed ones included, and the state to
+        go on from.
     """
     elbo = make_elbo(settings.elbo, vae.config, settings.num_particles)
     # A batch as training sees it (binarized), for the guide's first call and
@@ -122,117 +104,126 @@ def train_vae(
     )
     optimizer = torch.optim.Adam(objective.parameters(), lr=settings.lr)
     history = History()
+    resume_state = {k: resume_from[k] for k in RESUME_KEYS} if resume_from else {}
     if resume_from is None:
         pyro.set_rng_seed(settings.seed)
     else:
         history = restore(vae, optimizer, resume_from)
     num_train = data.train.shape[0]
-    steps = -(-num_train // settings.batch_size)
-    watch = NonFiniteWatch(
-        data.train.device, settings.check_every, history.epochs_done * steps + 1
-    )
-    # The state at the end of the last finished epoch, kept for Ctrl-C when it is
-    # not on disk yet; a checkpoint taken mid-epoch could not be resumed exactly.
-    unsaved: dict[str, Any] | None = None
+    at_hand: list[torch.Tensor] = []  # the batch of the step under way
+    evaluating = False  # whether a NumericalError is end_epoch's own
+
+    def batches() -> Iterator[tuple[torch.Tensor]]:
+        for x in train_batches(data, settings.batch_size):
+            at_hand[:] = [x]
+            yield (x,)
+
+    def end_epoch(epoch: int, losses: torch.Tensor, seconds: float) -> dict:
+        nonlocal evaluating
+        evaluating = True
+        history.train_elbo.append(-float(losses.sum()) / num_train)
+        history.train_seconds.append(seconds)
+        history.train_images += num_train
+        test_elbo = held_out_elbo(vae, data, settings.seed)
+        _stop_if_state_nonfinite(vae, test_elbo, epoch, checkpoint_path)
+        history.test_elbo.append(test_elbo)
+        logger.info(
+            "epoch %d/%d: train ELBO %.2f, test ELBO %.2f nats per image, %.1f s",
+            epoch,
+            settings.epochs,
+            history.train_elbo[-1],
+            test_elbo,
+            seconds,
+        )
+        payload = checkpoint_payload(vae, optimizer, history, copy=True)
+        resume_state.update({k: payload[k] for k in RESUME_KEYS})
+        evaluating = False
+        return payload
+
+    def save(payload: dict) -> None:
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, "vae", payload)
+
+    def after_epoch(epoch: int) -> None:
+        if on_epoch_end is not None:
+            on_epoch_end(history)
+
     try:
         # Pyro's argument checks read every distribution's parameters on the host,
-        # one sync per step; inputs were checked once at the boundary instead, and
-        # a NaN that training produces is caught by the watch, which reports it
-        # once, so Pyro's per-step NaN warnings are silenced.
+        # one sync per step (evaluation included); inputs were checked once at the
+        # boundary instead, and a NaN that training produces is caught by the
+        # watch, which reports it once, so Pyro's per-step NaN warnings are silenced.
         with pyro.validation_enabled(False), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Encountered NaN", UserWarning)
-            for epoch in range(history.epochs_done, settings.epochs):
-                start = time.perf_counter()
-                total = data.train.new_zeros(())
-                desc = f"epoch {epoch + 1}/{settings.epochs}"
-                with LossProgress(steps, desc, enabled=progress) as bar:
-                    for x in train_batches(data, settings.batch_size):
-                        loss = svi_step(
-                            objective,
-                            optimizer,
-                            x,
-                            max_grad_norm=settings.clip_grad,
-                            watch=watch,
-                        )
-                        total += loss
-                        bar.update(loss, per=x.shape[0])
-                        _stop_if_nonfinite(watch, vae, x, epoch, checkpoint_path)
-                _stop_if_nonfinite(watch, vae, x, epoch, checkpoint_path, force=True)
-                # float() waits for the device: the epoch's time is then the real one.
-                history.train_elbo.append(-float(total) / num_train)
-                history.train_seconds.append(time.perf_counter() - start)
-                history.train_images += num_train
-                test_elbo = held_out_elbo(vae, data, settings.seed)
-                _stop_if_state_nonfinite(vae, test_elbo, epoch, checkpoint_path)
-                history.test_elbo.append(test_elbo)
-                logger.info(
-                    "epoch %d/%d: train ELBO %.2f, test ELBO %.2f nats per image, "
-                    "%.1f s",
-                    history.epochs_done,
-                    settings.epochs,
-                    history.train_elbo[-1],
-                    test_elbo,
-                    history.train_seconds[-1],
-                )
-                unsaved = checkpoint_payload(vae, optimizer, history, copy=True)
-                last = history.epochs_done == settings.epochs
-                if checkpoint_path is not None and (
-                    last or history.epochs_done % settings.checkpoint_every == 0
-                ):
-                    save_checkpoint(checkpoint_path, "vae", unsaved)
-                    unsaved = None
-                if on_epoch_end is not None:
-                    on_epoch_end(history)
-    except KeyboardInterrupt:
-        if checkpoint_path is not None and unsaved is not None:
-            save_checkpoint(checkpoint_path, "vae", unsaved)
-        raise
-    except torch.OutOfMemoryError:
+            train_epochs(
+                objective,
+                optimizer,
+                batches,
+                settings.epochs,
+                -(-num_train // settings.batch_size),
+                end_epoch=end_epoch,
+                first_epoch=history.epochs_done,
+                save=save,
+                after_epoch=after_epoch,
+                checkpoint_every=settings.checkpoint_every,
+                max_grad_norm=settings.clip_grad,
+                check_every=settings.check_every,
+                per=len,  # the loss per image
+                progress=progress,
+            )
+    except NumericalError as error:
+        if evaluating:
+            raise
+        epoch = history.epochs_done + 1
+        raise _nonfinite_error(
+            vae, at_hand, error.step, epoch, checkpoint_path
+        ) from None
+    except ResourceError:
         raise ResourceError(
             f"the device ran out of memory in epoch {history.epochs_done + 1} with "
             f"batch size {settings.batch_size}: try a smaller --batch-size"
             + _checkpoint_note(checkpoint_path)
         ) from None
-    return history
+    return Trained(history, resume_state)
 
 
-def _stop_if_nonfinite(
-    watch: NonFiniteWatch,
+def _nonfinite_error(
     vae: VAE,
-    x: torch.Tensor,
+    at_hand: list[torch.Tensor],
+    step: int | None,
     epoch: int,
     checkpoint_path: Path | None,
-    force: bool = False,
-) -> None:
-    step = watch.first_bad_step(force=force)
-    if step is None:
-        return
+) -> NumericalError:
     # The sites are those that are non-finite now, on the batch at hand; by now the
     # parameters may have taken a NaN step too, so they are listed as well.
-    with local_params():
-        sites = nonfinite_sites(vae.model, vae.guide, x)
+    sites = []
+    if at_hand:
+        with local_params(), pyro.validation_enabled(False):
+            sites = nonfinite_sites(vae.model, vae.guide, at_hand[0])
     sites = sites or ["none on the current batch"]
     params = nonfinite_parameters(vae) or ["none"]
-    raise NumericalError(
-        f"the loss or its gradient became NaN or infinite at step {step} "
-        f"(epoch {epoch + 1}); non-finite log-probabilities at sites: "
+    where = f"at step {step}" if step is not None else "after a step"
+    return NumericalError(
+        f"the loss or its gradient became NaN or infinite {where} "
+        f"(epoch {epoch}); non-finite log-probabilities at sites: "
         f"{', '.join(sites)}; non-finite parameters: {', '.join(params[:5])}"
         f"{' ...' if len(params) > 5 else ''}; try a lower --lr or --clip-grad"
-        + _checkpoint_note(checkpoint_path)
+        + _checkpoint_note(checkpoint_path),
+        step,
     )
 
 
 def _stop_if_state_nonfinite(
     vae: VAE, test_elbo: float, epoch: int, checkpoint_path: Path | None
 ) -> None:
-    # The watch sees each step's loss and gradients, not the update they lead to,
-    # so the last step of an epoch can leave weights that give no finite ELBO (or
-    # are not finite themselves); such a state is never checkpointed.
+    # The watch sees each step's loss and gradients, and the parameters after the
+    # epoch's last step; weights that are finite yet give no finite ELBO are not
+    # checkpointed either.
     params = nonfinite_parameters(vae)
     if math.isfinite(test_elbo) and not params:
         return
     raise NumericalError(
-        f"after epoch {epoch + 1} the weights give a held-out ELBO of {test_elbo}; "
+        f"after epoch {epoch} the weights give a held-out ELBO of {test_elbo}; "
         f"non-finite parameters: {', '.join(params[:5]) or 'none'}"
         f"{' ...' if len(params) > 5 else ''}; "
         "try a lower --lr or --clip-grad" + _checkpoint_note(checkpoint_path)
@@ -256,6 +247,10 @@ def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
     with torch.random.fork_rng(devices=_cuda_devices(data.test)):
         torch.manual_seed(derived_seed(seed, "evaluation"))
         return evaluate_elbo(vae, data.test)
+
+
+#: the checkpoint entries, besides the weights and the history, that let a run go on
+RESUME_KEYS = ("optimizer_state", "rng")
 
 
 def checkpoint_payload(

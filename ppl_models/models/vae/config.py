@@ -1,0 +1,85 @@
+"""The settings of a VAE run: ``fit vae``'s options and ``config.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ppl_models.data.images import BINARIZATIONS, DATASETS
+from ppl_models.models.vae.model import ELBOS, LIKELIHOODS, VAEConfig
+from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
+from ppl_models.models.vae.priors import PRIORS
+from ppl_models.models.vae.train import TrainSettings
+from ppl_models.settings import common_values, seed_setting, setting
+
+
+def default_likelihood(binarize: str) -> str:
+    """Bernoulli for binarized pixels, continuous Bernoulli for grayscale."""
+    return "continuous_bernoulli" if binarize == "none" else "bernoulli"
+
+
+@dataclass
+class VAERunConfig:
+    """A VAE run. A fit resolves the sizes left to it (:meth:`resolved`) before it
+    writes ``config.json``.
+    """
+
+    dataset: str = setting("mnist", "the images", choices=DATASETS)
+    data_dir: Path | None = setting(None, "data root holding mnist/", recorded=False)
+    train_images: int | None = setting(None, "use the first N training images (all)")
+    test_images: int | None = setting(None, "use the first N test images (all)")
+    binarize: str = setting(
+        "dynamic",
+        "dynamic: resample pixels as Bernoulli draws every epoch; "
+        "threshold: at 0.5; none: grey levels",
+        choices=BINARIZATIONS,
+    )
+    architecture: str = setting("mlp", "networks", choices=ARCHITECTURES)
+    latent_dim: int | None = setting(None, "default 50 (mlp), 16 (conv)")
+    hidden_dims: tuple[int, ...] = setting(
+        (400,), "widths of the mlp's hidden layers", flag="--hidden-dim"
+    )
+    activation: str = setting(
+        "softplus", "the networks' nonlinearity", choices=tuple(ACTIVATIONS)
+    )
+    base_depth: int = setting(32, "channels of the conv nets")
+    prior: str = setting("normal", "p(z)", choices=PRIORS)
+    mixture_components: int = setting(10, "components of the mixture prior")
+    likelihood: str | None = setting(
+        None, "default: by --binarize", choices=LIKELIHOODS
+    )
+    elbo: str = setting(
+        "trace",
+        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)",
+        choices=ELBOS,
+    )
+    num_particles: int = setting(1, "ELBO samples per image")
+    epochs: int = setting(5, "epochs in all, resumed ones too", resumable=True)
+    batch_size: int = setting(128, "images per step")
+    lr: float = setting(1e-3, "Adam's learning rate")
+    clip_grad: float | None = setting(
+        None, "clip the gradient norm to this value", resumable=True
+    )
+    checkpoint_every: int = setting(1, "epochs between checkpoints", resumable=True)
+    no_criticize: bool = setting(False, "skip the pictures and checks", recorded=False)
+    seed: int = seed_setting()
+
+    def resolved(self) -> VAERunConfig:
+        """The config with the latent size by architecture and the likelihood by
+        binarization, where the command line left them to the run.
+        """
+        latent_dim = self.latent_dim
+        if latent_dim is None:
+            latent_dim = 16 if self.architecture == "conv" else 50
+        likelihood = self.likelihood or default_likelihood(self.binarize)
+        return replace(self, latent_dim=latent_dim, likelihood=likelihood)
+
+    def network_settings(self) -> dict[str, Any]:
+        """The :class:`VAEConfig` settings, as keywords (the image shape is the
+        data's)."""
+        return common_values(self, VAEConfig)
+
+    def train_settings(self, compile: str | None = None) -> TrainSettings:
+        """How to train, with ``compile`` for the run's compile mode."""
+        return TrainSettings(**common_values(self, TrainSettings), compile=compile)

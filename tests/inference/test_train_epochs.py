@@ -1,0 +1,105 @@
+"""The shared loop over epochs of minibatches: each epoch's steps, numbered over the
+whole run; what each epoch ends with; checkpoints every N epochs and after the
+last; Ctrl-C saving the last epoch that is not on disk yet."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ppl_models.errors import NumericalError
+from ppl_models.inference.trainer import train_epochs
+from tests.inference.test_trainer import interrupt_at, ppca_objective
+
+
+def run(epochs, *, first_epoch=0, checkpoint_every=1, batches=None, **hooks):
+    """Train the PPCA objective on 3 batches an epoch; record every hook's calls."""
+    objective, optimizer, x = ppca_objective()
+    calls = []
+
+    def end_epoch(epoch, losses, seconds):
+        calls.append(("end", epoch, losses.clone(), seconds))
+        return f"state after epoch {epoch}"
+
+    train_epochs(
+        objective,
+        optimizer,
+        batches or (lambda: iter([(x,), (x,), (x,)])),
+        epochs,
+        3,
+        end_epoch=end_epoch,
+        first_epoch=first_epoch,
+        save=lambda state: calls.append(("save", state)),
+        after_epoch=lambda epoch: calls.append(("after", epoch)),
+        checkpoint_every=checkpoint_every,
+        progress=False,
+        **hooks,
+    )
+    return calls
+
+
+def test_each_epoch_ends_with_its_losses_then_a_scheduled_save_then_after_epoch():
+    calls = run(5, checkpoint_every=2)
+    assert [c[:2] for c in calls] == [
+        ("end", 1), ("after", 1),
+        ("end", 2), ("save", "state after epoch 2"), ("after", 2),
+        ("end", 3), ("after", 3),
+        ("end", 4), ("save", "state after epoch 4"), ("after", 4),
+        ("end", 5), ("save", "state after epoch 5"), ("after", 5),
+    ]  # fmt: skip
+    ends = [c for c in calls if c[0] == "end"]
+    for _, _, losses, seconds in ends:
+        assert losses.shape == (3,) and torch.isfinite(losses).all()
+        assert seconds > 0
+    # The same objective trained on: the losses go on from epoch to epoch.
+    assert not torch.equal(ends[0][2], ends[1][2])
+
+
+def test_a_resumed_run_takes_only_the_epochs_left():
+    calls = run(4, first_epoch=2)
+    assert [c[:2] for c in calls if c[0] != "after"] == [
+        ("end", 3), ("save", "state after epoch 3"),
+        ("end", 4), ("save", "state after epoch 4"),
+    ]  # fmt: skip
+
+
+def test_a_bad_step_is_numbered_over_the_whole_run():
+    objective, optimizer, x = ppca_objective()
+    seen = [0]
+
+    def batches():
+        for _ in range(3):
+            seen[0] += 1
+            yield (x * float("nan"),) if seen[0] == 8 else (x,)
+
+    with pytest.raises(NumericalError) as error:
+        run(4, first_epoch=1, batches=batches)
+    # Epoch 2's first step is step 4 of the run; the 8th batch is step 11.
+    assert error.value.step == 11
+    assert "at step 11 of 12;" in str(error.value)
+
+
+def test_ctrl_c_saves_the_last_epoch_not_yet_on_disk_and_stops(ctrl_c_raises):
+    objective, optimizer, x = ppca_objective()
+    interrupt_at(objective, 8)  # in epoch 3, with epoch 2 not saved yet
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        train_epochs(
+            objective, optimizer, lambda: iter([(x,)] * 3), 6, 3,
+            end_epoch=lambda epoch, losses, seconds: f"state after epoch {epoch}",
+            save=calls.append, checkpoint_every=4, progress=False,
+        )  # fmt: skip
+    assert calls == ["state after epoch 2"]
+
+
+def test_ctrl_c_after_a_saved_epoch_saves_nothing_again(ctrl_c_raises):
+    objective, optimizer, x = ppca_objective()
+    interrupt_at(objective, 5)  # in epoch 2, epoch 1 on disk already
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        train_epochs(
+            objective, optimizer, lambda: iter([(x,)] * 3), 6, 3,
+            end_epoch=lambda epoch, losses, seconds: f"state after epoch {epoch}",
+            save=calls.append, checkpoint_every=1, progress=False,
+        )  # fmt: skip
+    assert calls == ["state after epoch 1"]

@@ -1,0 +1,76 @@
+"""A VAE fitted from Python is a ``Fit``: it records its settings as a run's config,
+saves a run directory that ``load_fit`` rebuilds, and that run goes on with
+``ppl-models fit vae --resume`` exactly as a longer fit would have gone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import torch
+
+import ppl_models
+from ppl_models.cli import main
+from ppl_models.io.checkpoint import load_checkpoint
+from ppl_models.models.vae import VAERunConfig, fit_vae
+
+SMALL = dict(train_images=300, test_images=100, latent_dim=2, hidden_dims=(16,),
+             batch_size=64, lr=3e-3, seed=4, device="cpu", progress=False)  # fmt: skip
+
+
+def as_json(value):
+    return json.loads(json.dumps(value))
+
+
+def test_a_fit_from_python_records_its_settings_as_a_runs_config():
+    fit = fit_vae("digits", epochs=1, elbo="meanfield", **SMALL)
+    assert isinstance(fit, ppl_models.Fit)
+    # As `fit vae --dataset digits ...` with the same options would record them.
+    assert fit.config == VAERunConfig(
+        dataset="digits", train_images=300, test_images=100, latent_dim=2,
+        hidden_dims=(16,), batch_size=64, lr=3e-3, seed=4, epochs=1,
+        elbo="meanfield", likelihood="bernoulli",
+    )  # fmt: skip
+    summary = fit.summary()
+    assert summary["model"] == "vae" and summary["elbo"] == "meanfield"
+    assert summary["epochs_done"] == 1
+    assert summary["test_elbo"] == fit.history.test_elbo
+    assert (summary["device"], summary["compile"]) == ("cpu", None)
+
+
+def test_a_saved_fit_loads_back_and_resumes_on_the_command_line(tmp_path, capsys):
+    fit = fit_vae("digits", epochs=1, **SMALL)
+    fit.save(tmp_path / "run")
+    loaded = ppl_models.load_fit(tmp_path / "run", device="cpu")
+    assert loaded.config == fit.config
+    assert as_json(loaded.summary()) == as_json(fit.summary())
+    for name, value in fit.vae.state_dict().items():
+        assert torch.equal(loaded.vae.state_dict()[name], value), name
+
+    # One more epoch on the command line ends where a two-epoch fit does.
+    argv = ["fit", "vae", "--out", str(tmp_path / "run"), "--resume", "--epochs",
+            "2", "--no-criticize", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    straight = fit_vae("digits", epochs=2, **SMALL)
+    resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt", "vae")
+    expected = straight.checkpoint()
+    for name, value in expected["vae_state"].items():
+        assert torch.equal(resumed["vae_state"][name], value), name
+    assert resumed["history"]["test_elbo"] == expected["history"]["test_elbo"]
+
+
+def test_criticize_draws_the_same_numbers_each_time_and_keeps_the_callers_draws(
+    tmp_path,
+):
+    fit = fit_vae("digits", epochs=1, **SMALL)
+    torch.manual_seed(11)
+    expected_next = torch.rand(2)
+    torch.manual_seed(11)
+    first = fit.criticize(tmp_path / "a")
+    assert torch.equal(torch.rand(2), expected_next)
+    assert fit.criticize(tmp_path / "b") == first
+    assert 0.0 <= first["ppc_pixel_extreme_fraction"] <= 1.0
+    assert (tmp_path / "a" / "samples.png").is_file()
+    # The draws come from the run's seed.
+    fit.config = replace(fit.config, seed=5)
+    assert fit.criticize(tmp_path / "c") != first
