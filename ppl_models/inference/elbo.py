@@ -15,11 +15,32 @@ from typing import Any
 
 import torch
 from pyro.distributions.util import is_identically_zero, scale_and_mask
-from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.trace_elbo import _compute_log_r
 from pyro.infer.util import check_fully_reparametrized
 from pyro.poutine import Trace
 from torch.distributions import kl_divergence
+
+from ppl_models.validation import check_choice, check_positive_int
+
+#: the estimators by name: Monte Carlo KL (Trace_ELBO), or analytic KL where one is
+#: registered (TraceMeanField_ELBO)
+ELBOS = ("trace", "meanfield")
+
+
+def make_elbo(kind: str, num_particles: int = 1, **options: Any) -> ELBO:
+    """The device-side ELBO ``kind`` names (one of :data:`ELBOS`) with
+    ``num_particles`` samples, vectorized from two on (one needs no particle plate,
+    which would only add a dim); ``options`` go to the class (``max_plate_nesting``).
+
+    :raises UsageError: naming an unknown kind or a particle count below one.
+    """
+    check_choice("elbo", kind, ELBOS)
+    check_positive_int("num_particles", num_particles)
+    elbo_class = DeviceTrace_ELBO if kind == "trace" else DeviceTraceMeanField_ELBO
+    return elbo_class(
+        num_particles=num_particles, vectorize_particles=num_particles > 1, **options
+    )
 
 
 class DeviceTrace_ELBO(Trace_ELBO):

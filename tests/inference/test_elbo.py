@@ -12,7 +12,12 @@ import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
+from ppl_models.errors import UsageError
+from ppl_models.inference.elbo import (
+    DeviceTrace_ELBO,
+    DeviceTraceMeanField_ELBO,
+    make_elbo,
+)
 
 
 def loss_and_grads(elbo, model, guide, *args, seed=0):
@@ -240,3 +245,24 @@ def test_mean_field_refuses_sites_it_cannot_reparameterize_without_validation():
             DeviceTraceMeanField_ELBO().differentiable_loss(model_without_u, auxiliary)
         with pytest.raises(NotImplementedError):
             DeviceTraceMeanField_ELBO()(mixture_model, MixtureGuide(2))(x)
+
+
+@pytest.mark.parametrize("kind, cls", [
+    ("trace", DeviceTrace_ELBO), ("meanfield", DeviceTraceMeanField_ELBO),
+])  # fmt: skip
+def test_make_elbo_builds_the_named_estimator_vectorizing_two_particles_on(kind, cls):
+    one = make_elbo(kind)
+    assert type(one) is cls
+    assert (one.num_particles, one.vectorize_particles) == (1, False)
+    three = make_elbo(kind, 3)
+    assert (three.num_particles, three.vectorize_particles) == (3, True)
+    assert make_elbo(kind, max_plate_nesting=2).max_plate_nesting == 2
+
+
+def test_make_elbo_names_an_unknown_kind_and_a_bad_particle_count():
+    with pytest.raises(UsageError) as error:
+        make_elbo("renyi")
+    assert str(error.value) == "unknown elbo 'renyi': expected one of trace, meanfield"
+    with pytest.raises(UsageError) as error:
+        make_elbo("trace", 0)
+    assert str(error.value) == "num_particles must be a positive integer, got 0"

@@ -14,9 +14,8 @@ from torch.nn import functional as F
 
 from ppl_models.errors import UsageError
 from ppl_models.inference import make_objective, svi_step
-from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
+from ppl_models.inference.elbo import ELBOS, DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.models.vae import VAE, VAEConfig, make_elbo
-from ppl_models.models.vae.model import ELBOS
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import (
     PRIORS,

@@ -18,7 +18,7 @@ from pyro.infer.autoguide import AutoDelta, AutoGuide, AutoNormal
 from pyro.nn import PyroModule
 
 from ppl_models.errors import DataError, UsageError
-from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
+from ppl_models.inference.elbo import make_elbo as device_elbo
 from ppl_models.inference.params import LocalParams
 from ppl_models.validation import check_positive_float, check_positive_int
 
@@ -141,8 +141,10 @@ def make_guide(model: PPCA, inference: str) -> AutoGuide:
 
 
 def make_elbo(inference: str) -> ELBO:
-    """The ELBO each inference method is fitted with."""
-    return DeviceTrace_ELBO() if inference == "map" else DeviceTraceMeanField_ELBO()
+    """The ELBO each inference method is fitted with: Trace_ELBO for ``"map"``,
+    TraceMeanField_ELBO (analytic KL) for ``"meanfield"``.
+    """
+    return device_elbo("trace" if inference == "map" else "meanfield")
 
 
 def simulate(

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ppl_models.data.images import BINARIZATIONS, DATASETS
-from ppl_models.models.vae.model import ELBOS, LIKELIHOODS, VAEConfig
+from ppl_models.inference.elbo import ELBOS
+from ppl_models.models.vae.model import LIKELIHOODS, VAEConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import PRIORS
 from ppl_models.models.vae.train import TrainSettings

@@ -21,14 +21,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from ppl_models.errors import UsageError
-from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
+from ppl_models.inference.elbo import make_elbo as device_elbo
 from ppl_models.inference.params import register_module
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES, build_networks
 from ppl_models.models.vae.priors import PRIORS, make_prior
 from ppl_models.validation import check_choice, check_positive_int
 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "normal")
-ELBOS = ("trace", "meanfield")
 
 
 @dataclass(frozen=True)
@@ -177,26 +176,17 @@ class VAE(nn.Module):
 
 
 def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
-    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL), loss kept on
-    the device (:mod:`ppl_models.inference.elbo`); two or more particles are
-    vectorized.
+    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL) for a VAE of
+    ``config`` (see :func:`ppl_models.inference.elbo.make_elbo`).
 
     :raises UsageError: for a mixture prior with analytic KL, which has no closed form.
     """
-    check_choice("elbo", name, ELBOS)
-    check_positive_int("num_particles", num_particles)
     if name == "meanfield" and config.prior == "mixture":
         raise UsageError(
             "--elbo meanfield needs a closed-form KL, which a mixture prior does not "
             "have: use --elbo trace with --prior mixture"
         )
-    elbo_class = DeviceTrace_ELBO if name == "trace" else DeviceTraceMeanField_ELBO
-    # One particle needs no particle plate: vectorizing it would only add a dim.
-    return elbo_class(
-        num_particles=num_particles,
-        vectorize_particles=num_particles > 1,
-        max_plate_nesting=1,
-    )
+    return device_elbo(name, num_particles, max_plate_nesting=1)
 
 
 def _batch_size(x: torch.Tensor | None, num_images: int | None) -> int:
