@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 
 import torch
 
@@ -90,9 +91,18 @@ def test_without_a_terminal_the_loss_is_logged_every_n_steps_and_only_then_read(
 ):
     losses = [torch.tensor(float(k)) for k in range(1, 8)]
     with caplog.at_level("INFO", logger="ppl_models"):
+        start = time.perf_counter()
         with count_host_reads() as reads, LossProgress(7, "fit", log_every=3) as bar:
             for loss in losses:
                 bar.update(loss, per=2)
+        wall = time.perf_counter() - start
+        # Each line ends with the seconds since the bar started.
+        for record in caplog.records:
+            assert (
+                0
+                <= float(record.getMessage().split(", ")[2].removesuffix(" s"))
+                <= wall + 0.05
+            )
         logged = [record.getMessage().split(", ")[:2] for record in caplog.records]
         assert logged == [
             ["fit: step 3/7", "loss 1.5"],
