@@ -9,6 +9,7 @@ import pytest
 import torch
 from pyro.infer.autoguide import AutoNormal
 from pyro.infer.util import is_validation_enabled
+from pyro.nn import PyroModule, PyroParam
 
 from ppl_models.inference import make_objective, run_svi, svi_step
 from ppl_models.inference.compiled import CompiledObjective
@@ -201,3 +202,32 @@ def test_a_fit_meets_pyros_checks_before_its_first_step_and_keeps_its_draws():
     torch.manual_seed(0)
     check_objective(objective, x)
     assert torch.equal(torch.rand(2), expected_next)
+
+
+class UserModel(PyroModule):
+    """A model a user wrote and built outside the zoo: ``y ~ Normal(loc, 1)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = PyroParam(torch.tensor(0.5))
+
+    def forward(self, y):
+        with pyro.plate("data", y.shape[0]):
+            pyro.sample("y", dist.Normal(self.loc, 1.0), obs=y)
+
+
+def no_guide(y):
+    """Nothing latent to guess."""
+
+
+def test_a_users_pyro_module_is_fitted_with_its_own_parameters():
+    y = torch.tensor([1.0, 2.0, 3.0])
+    model = UserModel()  # built outside module-local mode
+    objective = make_objective(model, no_guide, DeviceTrace_ELBO(), y)
+    loss = objective(y)
+    assert loss.item() == pytest.approx(-dist.Normal(0.5, 1.0).log_prob(y).sum())
+    loss.backward()
+    assert model.loc.grad.item() == pytest.approx(-(y - 0.5).sum().item())
+    assert "loc" not in pyro.get_param_store()
+    # Keyword arguments reach the model as positional ones do.
+    assert objective(y=y).item() == loss.item()
