@@ -15,6 +15,7 @@ from ppl_models.inference import make_objective, run_svi, svi_step
 from ppl_models.inference.compiled import CompiledObjective
 from ppl_models.inference.elbo import DeviceTrace_ELBO
 from ppl_models.inference.guard import NonFiniteWatch
+from ppl_models.inference.params import ensure_local_state
 from ppl_models.inference.svi import check_objective
 
 
@@ -231,3 +232,16 @@ def test_a_users_pyro_module_is_fitted_with_its_own_parameters():
     assert "loc" not in pyro.get_param_store()
     # Keyword arguments reach the model as positional ones do.
     assert objective(y=y).item() == loss.item()
+
+
+def test_local_state_is_given_to_the_modules_that_lack_it_and_kept_by_the_others():
+    y = torch.tensor([1.0, 2.0, 3.0])
+    fitted = UserModel()
+    objective = make_objective(fitted, no_guide, DeviceTrace_ELBO(), y)
+    objective(y).backward()
+    kept = fitted._pyro_context.param_state
+    fresh = UserModel()
+    # Whatever else comes first (a guide that is a function), every module is seen to.
+    ensure_local_state(no_guide, fitted, fresh)
+    assert fitted._pyro_context.param_state is kept
+    assert fresh._pyro_context.param_state == {"params": {}, "constraints": {}}
