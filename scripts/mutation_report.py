@@ -6,9 +6,11 @@ failed, or the tests ran past their time limit) over all mutants that are not
 recorded as equivalent in MUTATION.md. Every survivor must either be killed by a test
 or appear in MUTATION.md's table of equivalent mutants with a reason; the script
 lists the ones that do neither and exits 1 if there are any. A row whose reason
-starts with "killed by" records a survivor that a test kills when it is run (mutmut
-runs, per mutant, only the tests it saw call the mutated function, and misses those
-that use its result through a module-scoped fixture): it counts as killed.
+starts with "killed by" records a survivor (or a mutant mutmut found no test for)
+that a test kills when it is run against it (mutmut runs, per mutant, only the tests
+its coverage data saw call the mutated function: it misses those that use the result
+through a module-scoped fixture or at import, and those newer than its coverage
+data): it counts as killed.
 
 The score is given twice: over every mutant, where one not run yet counts against
 it (a lower bound while a run is unfinished), and over the mutants run.
@@ -208,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                     verdict = "equivalent"
                 elif verdict == "killed" or name in equivalents:
                     verdict = "carried"
-            if verdict == "survived" and equivalents.get(name, "").startswith(
-                "killed by"
-            ):
+            if verdict in ("survived", "no tests") and equivalents.get(
+                name, ""
+            ).startswith("killed by"):
                 verdict = "killed"
             elif verdict in ("survived", "no tests") and name in equivalents:
                 verdict = "equivalent"
