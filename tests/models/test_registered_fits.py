@@ -90,19 +90,19 @@ def test_load_fit_criticize_and_save_round_trip(name, capsys, tmp_path):
     summary = as_json(loaded.summary())
     assert summary == {key: fitted[key] for key in summary}
     # Criticism elsewhere draws what the fit's own did.
-    numbers = as_json(loaded.criticize(tmp_path / "elsewhere"))
+    numbers = as_json(loaded.criticize(tmp_path / "elsewhere" / "figures"))
     assert numbers and numbers == {key: fitted[key] for key in numbers}
-    assert any((tmp_path / "elsewhere").iterdir())
+    assert any((tmp_path / "elsewhere" / "figures").iterdir())
 
     # Saved again and reloaded: the same fit, checkpoint and numbers.
-    loaded.save(tmp_path / "copy")
-    again = ppl_models.load_fit(tmp_path / "copy", device="cpu")
+    loaded.save(tmp_path / "copies" / "copy")
+    again = ppl_models.load_fit(tmp_path / "copies" / "copy", device="cpu")
     assert again.config == loaded.config
     assert as_json(again.summary()) == summary
-    assert as_json(again.criticize(tmp_path / "copy")) == numbers
+    assert as_json(again.criticize(tmp_path / "copies" / "copy")) == numbers
     assert_same_checkpoint(
         load_checkpoint(out / "checkpoint.pt", name),
-        load_checkpoint(tmp_path / "copy" / "checkpoint.pt", name),
+        load_checkpoint(tmp_path / "copies" / "copy" / "checkpoint.pt", name),
     )
 
 

@@ -40,19 +40,21 @@ def test_a_fit_from_python_records_its_settings_as_a_runs_config():
 
 def test_a_saved_fit_loads_back_and_resumes_on_the_command_line(tmp_path, capsys):
     fit = fit_vae("digits", epochs=1, **SMALL)
-    fit.save(tmp_path / "run")
-    loaded = ppl_models.load_fit(tmp_path / "run", device="cpu")
+    fit.save(tmp_path / "runs" / "run")  # folders made as needed
+    fit.save(tmp_path / "runs" / "run")  # and written over
+    loaded = ppl_models.load_fit(tmp_path / "runs" / "run", device="cpu")
     assert loaded.config == fit.config
     assert as_json(loaded.summary()) == as_json(fit.summary())
     for name, value in fit.vae.state_dict().items():
         assert torch.equal(loaded.vae.state_dict()[name], value), name
 
     # One more epoch on the command line ends where a two-epoch fit does.
-    argv = ["fit", "vae", "--out", str(tmp_path / "run"), "--resume", "--epochs",
-            "2", "--no-criticize", "--device", "cpu"]  # fmt: skip
+    run = str(tmp_path / "runs" / "run")
+    argv = ["fit", "vae", "--out", run, "--resume", "--epochs", "2", "--no-criticize",
+            "--device", "cpu"]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     straight = fit_vae("digits", epochs=2, **SMALL)
-    resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt", "vae")
+    resumed = load_checkpoint(tmp_path / "runs" / "run" / "checkpoint.pt", "vae")
     expected = straight.checkpoint()
     for name, value in expected["vae_state"].items():
         assert torch.equal(resumed["vae_state"][name], value), name
@@ -66,11 +68,11 @@ def test_criticize_draws_the_same_numbers_each_time_and_keeps_the_callers_draws(
     torch.manual_seed(11)
     expected_next = torch.rand(2)
     torch.manual_seed(11)
-    first = fit.criticize(tmp_path / "a")
+    first = fit.criticize(tmp_path / "figures" / "a")  # folders made as needed
     assert torch.equal(torch.rand(2), expected_next)
-    assert fit.criticize(tmp_path / "b") == first
+    assert fit.criticize(tmp_path / "figures" / "a") == first  # and written over
     assert 0.0 <= first["ppc_pixel_extreme_fraction"] <= 1.0
-    assert (tmp_path / "a" / "samples.png").is_file()
+    assert (tmp_path / "figures" / "a" / "samples.png").is_file()
     # The draws come from the run's seed.
     fit.config = replace(fit.config, seed=5)
     assert fit.criticize(tmp_path / "c") != first

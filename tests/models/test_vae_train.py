@@ -332,6 +332,18 @@ def stop_message(vae, checkpoint_path=None) -> str:
     return str(train._nonfinite_error(vae, [x], 2, 1, checkpoint_path))
 
 
+def test_the_error_carries_its_step_and_says_when_no_step_was_flagged():
+    vae, x = small_vae("cpu"), torch.zeros(4, 64)
+    assert train._nonfinite_error(vae, [x], 2, 1, None).step == 2
+    # Parameters found not finite after a step whose loss and gradient were finite.
+    error = train._nonfinite_error(vae, [], None, 3, None)
+    assert error.step is None
+    assert str(error).startswith(
+        "the loss or its gradient became NaN or infinite after a step (epoch 3); "
+        "non-finite log-probabilities at sites: none on the current batch;"
+    )
+
+
 def test_a_nan_with_finite_parameters_and_sites_says_so(tmp_path):
     message = stop_message(small_vae("cpu"), tmp_path / "not-written-yet.pt")
     assert message == (
