@@ -21,6 +21,7 @@ from ppl_models import get_model, list_models
 from ppl_models.cli import main
 from ppl_models.cli.options import add_options, from_namespace
 from ppl_models.fullbatch import FullBatchSpec
+from ppl_models.inference import trainer
 from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
 from ppl_models.settings import read_run_config
 
@@ -67,6 +68,25 @@ def assert_same_checkpoint(a, b) -> None:
             assert value == second[where], where
 
 
+def count_steps(monkeypatch):
+    """Count the SVI steps taken from now on; the returned function gives the count
+    since it was last called."""
+    calls = [0, 0]
+    real_step = trainer.svi_step
+
+    def step(*args, **kwargs):
+        calls[0] += 1
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "svi_step", step)
+
+    def since_last() -> int:
+        new, calls[1] = calls[0] - calls[1], calls[0]
+        return new
+
+    return since_last
+
+
 def run_length(name) -> tuple[str, int]:
     """The setting that counts a run's length, and its value in a smoke run."""
     spec = get_model(name)
@@ -107,16 +127,23 @@ def test_load_fit_criticize_and_save_round_trip(name, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_a_resumed_run_ends_as_the_straight_run_does(name, capsys, tmp_path):
+def test_a_resumed_run_ends_as_the_straight_run_does(
+    name, capsys, tmp_path, monkeypatch
+):
     if not get_model(name).can_resume:
         pytest.skip(f"{name} cannot resume (its spec's can_resume is False)")
     length, n = run_length(name)
     flag = "--" + length
     resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    steps = count_steps(monkeypatch)
     assert fit(capsys, name, resumed, flag, n)[0] == 0
+    first = steps()
     status, err = fit(capsys, name, resumed, flag, 2 * n, "--resume")
     assert status == 0, err
+    second = steps()
     assert fit(capsys, name, straight, flag, 2 * n)[0] == 0
+    # The resumed run took only the steps left, not the whole run again.
+    assert first + second == steps() > 0
     assert_same_checkpoint(
         load_checkpoint(resumed / "checkpoint.pt", name),
         load_checkpoint(straight / "checkpoint.pt", name),
