@@ -12,7 +12,7 @@ import torch
 import ppl_models
 from ppl_models.cli import main
 from ppl_models.io.checkpoint import load_checkpoint
-from ppl_models.models.vae import VAERunConfig, fit_vae
+from ppl_models.models.vae import TrainSettings, VAERunConfig, fit_vae
 
 SMALL = dict(train_images=300, test_images=100, latent_dim=2, hidden_dims=(16,),
              batch_size=64, lr=3e-3, seed=4, device="cpu", progress=False)  # fmt: skip
@@ -76,3 +76,45 @@ def test_criticize_draws_the_same_numbers_each_time_and_keeps_the_callers_draws(
     # The draws come from the run's seed.
     fit.config = replace(fit.config, seed=5)
     assert fit.criticize(tmp_path / "c") != first
+
+
+def test_fit_vae_trains_as_each_of_its_settings_says(monkeypatch, capsys):
+    from ppl_models.inference import svi
+
+    modes = []
+    monkeypatch.setattr(
+        svi,
+        "CompiledObjective",
+        lambda objective, mode: modes.append(mode) or objective,
+    )
+    epochs = []
+    fit = fit_vae(
+        "digits", binarize="threshold", epochs=2, batch_size=50, lr=0.01,
+        elbo="meanfield", num_particles=2, clip_grad=5.0, checkpoint_every=2, seed=3,
+        compile="max-autotune", train_images=200, test_images=60, latent_dim=2,
+        hidden_dims=(8,), device="cpu", progress=True,
+        on_epoch_end=lambda history: epochs.append(history.epochs_done),
+    )  # fmt: skip
+    assert fit.settings == TrainSettings(
+        elbo="meanfield", num_particles=2, epochs=2, batch_size=50, lr=0.01, seed=3,
+        clip_grad=5.0, checkpoint_every=2, compile="max-autotune",
+    )  # fmt: skip
+    assert modes == ["max-autotune"] and epochs == [1, 2]
+    assert fit.data.binarize == "threshold"
+    assert (fit.data.train.shape[0], fit.data.test.shape[0]) == (200, 60)
+    assert "epoch 2/2" in capsys.readouterr().err  # the bar, asked for
+    # Grey pixels get the continuous Bernoulli unless a likelihood is given.
+    grey = dict(SMALL, binarize="none", epochs=1, train_images=100)
+    assert fit_vae("digits", **grey).vae.config.likelihood == "continuous_bernoulli"
+    normal = fit_vae("digits", likelihood="normal", **grey)
+    assert normal.vae.config.likelihood == "normal"
+
+
+def test_fit_vae_defaults_are_the_command_lines():
+    fit = fit_vae(train_images=64, test_images=32, latent_dim=2, progress=False)
+    assert fit.settings == TrainSettings()  # 5 epochs of 128 at lr 1e-3, seed 0
+    assert fit.data.name == "digits" and fit.vae.device == torch.device("cpu")
+    assert fit.config == VAERunConfig(
+        dataset="digits", train_images=64, test_images=32, latent_dim=2,
+        likelihood="bernoulli",
+    )  # fmt: skip
