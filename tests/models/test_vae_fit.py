@@ -118,3 +118,11 @@ def test_fit_vae_defaults_are_the_command_lines():
         dataset="digits", train_images=64, test_images=32, latent_dim=2,
         likelihood="bernoulli",
     )  # fmt: skip
+
+
+def test_evaluate_defaults_to_100_samples_from_seed_0_on_any_number_of_images():
+    fit = fit_vae("digits", epochs=1, **{**SMALL, "test_images": 40})
+    default = fit.evaluate(num_images=20)
+    assert default == fit.evaluate(100, 20, seed=0)
+    assert default != fit.evaluate(10, 20, seed=0)
+    assert fit.evaluate(2, 40)["iwae"] == fit.evaluate(2)["iwae"]  # all 40 images
