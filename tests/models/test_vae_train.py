@@ -452,3 +452,16 @@ def test_a_checkpoint_without_gpu_random_state_restores_anywhere(device):
     restored = train.restore(other, torch.optim.Adam(other.parameters()), payload)
     assert restored == history
     assert torch.equal(torch.get_rng_state(), payload["rng"]["torch"])
+
+
+def test_a_resume_with_no_epochs_left_keeps_the_state_to_go_on_from(digits, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    settings = TrainSettings(epochs=1)
+    train_vae(small_vae(digits.device), digits, settings, checkpoint_path=path,
+              progress=False)  # fmt: skip
+    record = load_checkpoint(path, "vae", digits.device)
+    trained = train_vae(small_vae(digits.device), digits, settings,
+                        resume_from=record, progress=False)  # fmt: skip
+    assert trained.history.epochs_done == 1
+    assert trained.resume_state.keys() == {"optimizer_state", "rng"}
+    assert torch.equal(trained.resume_state["rng"]["torch"], record["rng"]["torch"])
