@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 
 import ppl_models
 from ppl_models.cli import main
+from ppl_models.errors import DataError
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import TrainSettings, VAERunConfig, fit_vae
 
@@ -100,7 +102,7 @@ def test_fit_vae_trains_as_each_of_its_settings_says(monkeypatch, capsys):
         clip_grad=5.0, checkpoint_every=2, compile="max-autotune",
     )  # fmt: skip
     assert modes == ["max-autotune"] and epochs == [1, 2]
-    assert fit.data.binarize == "threshold"
+    assert fit.data.binarize == fit.config.binarize == "threshold"
     assert (fit.data.train.shape[0], fit.data.test.shape[0]) == (200, 60)
     assert "epoch 2/2" in capsys.readouterr().err  # the bar, asked for
     # Grey pixels get the continuous Bernoulli unless a likelihood is given.
@@ -126,3 +128,16 @@ def test_evaluate_defaults_to_100_samples_from_seed_0_on_any_number_of_images():
     assert default == fit.evaluate(100, 20, seed=0)
     assert default != fit.evaluate(10, 20, seed=0)
     assert fit.evaluate(2, 40)["iwae"] == fit.evaluate(2)["iwae"]  # all 40 images
+
+
+def test_fit_vae_reads_mnist_from_the_folder_it_is_given(tmp_path, monkeypatch):
+    import ppl_models.data.mnist as mnist
+
+    def offline(url, dest, timeout):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(mnist, "_fetch", offline)
+    monkeypatch.setenv("PPL_MODELS_DATA", str(tmp_path / "default"))
+    with pytest.raises(DataError) as error:
+        fit_vae("mnist", data_dir=tmp_path / "given", device="cpu", progress=False)
+    assert str(tmp_path / "given" / "mnist") in str(error.value)
