@@ -87,3 +87,12 @@ def test_the_defaults_are_the_lectures_experiment_and_those_of_the_command_line(
     # And the default length, on a few points.
     assert fit_ppca(num_datapoints=10, progress=False).losses.shape == (1000,)
     assert PPCARunConfig().steps == 1000
+
+
+def test_simulated_data_have_the_noise_scale_asked_for():
+    # x = w z + noise, D=2, K=1: the covariance's smaller eigenvalue is sigma^2.
+    for sigma in (0.05, 0.5):
+        x = fit_ppca(noise_scale=sigma, num_datapoints=4000, steps=1,
+                     device="cpu", progress=False).x  # fmt: skip
+        smallest = torch.linalg.eigvalsh(x @ x.T / x.shape[1])[0].item()
+        assert smallest == pytest.approx(sigma**2, rel=0.1)
