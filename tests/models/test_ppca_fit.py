@@ -96,3 +96,20 @@ def test_simulated_data_have_the_noise_scale_asked_for():
                      device="cpu", progress=False).x  # fmt: skip
         smallest = torch.linalg.eigvalsh(x @ x.T / x.shape[1])[0].item()
         assert smallest == pytest.approx(sigma**2, rel=0.1)
+
+
+def test_the_predictive_check_figure_is_titled_with_the_method(monkeypatch, tmp_path):
+    from ppl_models.models.ppca import criticize as ppca_criticize
+
+    titles = []
+    plot_ppc = ppca_criticize.plot_ppc
+
+    def spy(checks, title=None):
+        titles.append(title)
+        return plot_ppc(checks, title=title)
+
+    monkeypatch.setattr(ppca_criticize, "plot_ppc", spy)
+    fit = fit_ppca(inference="meanfield", num_datapoints=50, steps=2, device="cpu",
+                   progress=False)  # fmt: skip
+    fit.criticize(tmp_path)
+    assert titles == ["PPCA, meanfield: posterior predictive checks"]
