@@ -48,6 +48,7 @@ def setting(
     flag: str | None = None,
     metavar: str | None = None,
     parse: Callable[[str], Any] | None = None,
+    before: Any = MISSING,
 ) -> Any:
     """A dataclass field declaring one setting.
 
@@ -63,6 +64,8 @@ def setting(
     :param metavar: the option's placeholder in the usage line.
     :param parse: turns the option's text into the value, raising
         :class:`UsageError` with the message to show (default: the field's type).
+    :param before: the value of a run whose ``config.json`` was written before the
+        setting existed (by default such a run is refused).
     """
     about = {
         "help": help,
@@ -72,6 +75,7 @@ def setting(
         "flag": flag,
         "metavar": metavar,
         "parse": parse,
+        "before": before,
     }
     return dataclasses.field(default=default, metadata={_KEY: about})
 
@@ -96,6 +100,8 @@ class Setting:
     flag: str
     metavar: str | None
     parse: Callable[[str], Any] | None
+    #: what a ``config.json`` that lacks it means (MISSING: it is refused)
+    before: Any = MISSING
 
 
 def settings_of(cls: type) -> list[Setting]:
@@ -156,7 +162,8 @@ def config_from_dict(cls: type[C], values: Mapping[str, Any], source: Any) -> C:
 
     A missing resumable setting takes its default: runs written before such a
     setting was recorded lack it, and a resumed run takes it anew anyway. So does
-    a setting that is not recorded.
+    a setting that is not recorded. A missing setting declared with ``before``
+    takes that value: what runs before it did.
 
     :param source: where the values come from, for the messages.
     :raises CheckpointError: naming unknown or missing settings, or a value of the
@@ -166,14 +173,22 @@ def config_from_dict(cls: type[C], values: Mapping[str, Any], source: Any) -> C:
     unknown = [key for key in values if key not in settings]
     if unknown:
         raise CheckpointError(f"{source} holds unknown settings: {', '.join(unknown)}")
+    absent = [name for name in settings if name not in values]
+    older = {
+        name: settings[name].before
+        for name in absent
+        if settings[name].before is not MISSING
+    }
     missing = [
         name
-        for name, s in settings.items()
-        if name not in values and not (s.resumable and s.default is not MISSING)
+        for name in absent
+        if name not in older
+        and not (settings[name].resumable and settings[name].default is not MISSING)
     ]
     if missing:
         raise CheckpointError(f"{source} lacks the settings {', '.join(missing)}")
-    return cls(**{k: _from_json(settings[k], v, source) for k, v in values.items()})
+    given = {k: _from_json(settings[k], v, source) for k, v in values.items()}
+    return cls(**older, **given)
 
 
 def _from_json(s: Setting, value: Any, source: Any) -> Any:
