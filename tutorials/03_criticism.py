@@ -462,6 +462,7 @@ for label, latent_dim in (("good", 2), ("misspecified", 1)):
         inference="meanfield",
         latent_dim=latent_dim,
         noise_scale=NOISE_SCALE,
+        mean="zero",  # the model that simulated the data: no mean
         steps=PPCA_STEPS,
         lr=PPCA_LR,
         seed=SEED + 8,

@@ -88,6 +88,14 @@ class FullBatchSpec(ModelSpec):
         """
 
     @classmethod
+    def start_from(
+        cls, model: torch.nn.Module, guide: torch.nn.Module, data: Data
+    ) -> None:
+        """Set starting values from the data, say a mean (default: none). Called
+        once, on a new fit, before its first step; a resumed fit loads its state.
+        """
+
+    @classmethod
     def resolve_config(cls, config: FullBatchConfig) -> FullBatchConfig:
         """The config a new fit runs with and ``config.json`` records (default:
         ``config``), say with sizes taken from a data file it names. Not called on

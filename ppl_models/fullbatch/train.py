@@ -105,6 +105,7 @@ def train(
                 spec.data(config, device) if data is None else data
             )
             model, guide = spec.build(config, device)
+            spec.start_from(model, guide, data)
             no_losses = torch.empty(0, device=device)
             fit = spec.fit_class(spec, config, model, guide, data, no_losses, device)
             fit.extras = extras

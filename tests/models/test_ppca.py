@@ -78,7 +78,8 @@ def test_ppc_flags_variance_the_model_cannot_explain():
     # vary far too little, and only those checks are extreme.
     rng = np.random.default_rng(0)
     data = rng.normal(size=(1000, 3)) * np.array([3.0, 2.0, 2.0])
-    fit = fit_ppca(data, inference="meanfield", steps=300, device="cpu", progress=False)
+    fit = fit_ppca(data, inference="meanfield", noise_scale=0.5, steps=300,
+                   device="cpu", progress=False)  # fmt: skip
     checks = fit.posterior_predictive_check(num_samples=50)
     assert checks["variance of x2"].p_value == 0.0
     assert checks["variance of x3"].p_value == 0.0

@@ -11,7 +11,7 @@ import torch
 from ppl_models.device import resolve_device
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.io.checkpoint import load_checkpoint
-from ppl_models.models.ppca import fit_ppca
+from ppl_models.models.ppca import PPCASpec, fit_ppca
 from ppl_models.models.ppca.config import PPCARunConfig
 from tests.conftest import TEST_DEVICE
 
@@ -82,7 +82,12 @@ def test_a_resumed_fit_keeps_the_simulated_truth_on_the_fits_device(tmp_path):
 def test_the_defaults_are_the_lectures_experiment_and_those_of_the_command_line():
     # A step on the default data: 5000 points, on the default device.
     fit = fit_ppca(steps=1, progress=False)
-    assert fit.config == PPCARunConfig(steps=1, checkpoint_every=1)
+    # Simulated data: the lecture's known noise scale and no mean, recorded as such.
+    lecture = PPCARunConfig(steps=1, checkpoint_every=1, noise_scale=0.5, mean="zero")
+    assert fit.config == lecture
+    assert (
+        PPCASpec.resolve_config(PPCARunConfig(steps=1, checkpoint_every=1)) == lecture
+    )
     assert fit.x.shape == (2, 5000) and fit.device == resolve_device("auto")
     # And the default length, on a few points.
     assert fit_ppca(num_datapoints=10, progress=False).losses.shape == (1000,)

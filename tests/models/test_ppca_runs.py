@@ -137,11 +137,15 @@ def test_config_records_every_argument_needed_to_rebuild_the_fit(meanfield_run):
         "data_dim": 3,
         "latent_dim": 2,
         "noise_scale": pytest.approx(0.4),
+        "mean": "zero",
         "steps": 10,
         "checkpoint_every": 4,
         "lr": 0.03,
         "seed": 11,
         "ppc_samples": 8,
+        "against_nuts": False,
+        "nuts_samples": 500,
+        "nuts_warmup": 300,
     }
 
 
@@ -160,6 +164,12 @@ def test_summary_reports_the_fit_the_python_api_makes(meanfield_run):
         "initial_loss": pytest.approx(losses[0], rel=1e-6),
         "final_loss": pytest.approx(losses[-1], rel=1e-6),
         **{k: pytest.approx(v, rel=1e-5) for k, v in reference.axis_cosines().items()},
+        "mu": [0.0, 0.0, 0.0],
+        "noise_scale": pytest.approx(0.4),
+        "noise_scale_learned": False,
+        "noise_scale_closed_form": pytest.approx(
+            reference.closed_form.noise_scale_ml, rel=1e-6
+        ),
         "fit_seconds": summary["fit_seconds"],
         "replay_cov_rel_error": pytest.approx(
             reference.replay_cov_rel_error(generated), rel=1e-5

@@ -27,11 +27,13 @@ from ppl_models.validation import as_data_matrix, check_positive_int
 
 @register_model
 class PPCASpec(FullBatchSpec):
-    """Probabilistic PCA (Tipping & Bishop): MAP and mean-field VI."""
+    """Probabilistic PCA (Tipping & Bishop): joint MAP, collapsed MAP and mean-field
+    VI, with the mean and the noise scale learned on a user's data.
+    """
 
     name = "ppca"
     label = "PPCA"
-    description = "probabilistic PCA, x ~ Normal(w @ z, sigma) with known sigma"
+    description = "probabilistic PCA, x ~ Normal(w @ z + mu, sigma)"
     inference_methods = INFERENCE_METHODS
     config_class = PPCARunConfig
     fit_class = PPCAFit
@@ -39,6 +41,8 @@ class PPCASpec(FullBatchSpec):
         "final_loss",
         "axis_cosine_true",
         "axis_cosine_closed_form",
+        "noise_scale",
+        "noise_scale_closed_form",
         "replay_cov_rel_error",
         "fit_seconds",
     )
@@ -50,9 +54,18 @@ class PPCASpec(FullBatchSpec):
 
     @classmethod
     def build(cls, config: PPCARunConfig, device: torch.device) -> tuple:
-        model = PPCA(config.data_dim, config.latent_dim, config.noise_scale)
-        model = model.to(device)
+        model = PPCA(
+            config.data_dim,
+            config.latent_dim,
+            config.noise_scale,
+            learn_mean=config.learns_mean,
+            collapsed=config.inference == "collapsed",
+        ).to(device)
         return model, make_guide(model, config.inference)
+
+    @classmethod
+    def start_from(cls, model: PPCA, guide: torch.nn.Module, data: tuple) -> None:
+        model.start_from(data[0])
 
     @classmethod
     def data(cls, config: PPCARunConfig, device: torch.device) -> Any:
@@ -62,18 +75,23 @@ class PPCASpec(FullBatchSpec):
         if config.data is not None:
             x_nd = as_data_matrix(load_array_file(config.data), "data")
             return (x_nd.to(device).T.contiguous(),)
-        model = PPCA(config.data_dim, config.latent_dim, config.noise_scale)
+        model = PPCA(config.data_dim, config.latent_dim, config.simulation_noise_scale)
         n = check_positive_int("num_datapoints", config.num_datapoints)
         x, w_true, _ = simulate(model.to(device), n)
         return WithExtras((x,), {"w_true": w_true})
 
     @classmethod
     def resolve_config(cls, config: PPCARunConfig) -> PPCARunConfig:
-        """With a data file, its N and D as ``num_datapoints`` and ``data_dim``."""
+        """With a data file, its N and D as ``num_datapoints`` and ``data_dim``;
+        for simulated data, the lecture's known noise scale unless one is given.
+        ``mean="auto"`` becomes what the fit does.
+        """
+        mean = "learned" if config.learns_mean else "zero"
         if config.data is None:
-            return config
+            noise = config.simulation_noise_scale
+            return replace(config, noise_scale=noise, mean=mean)
         n, d = as_data_matrix(load_array_file(config.data), "data").shape
-        return replace(config, num_datapoints=n, data_dim=d)
+        return replace(config, num_datapoints=n, data_dim=d, mean=mean)
 
     @classmethod
     def upgrade_checkpoint(cls, record: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +111,10 @@ class PPCASpec(FullBatchSpec):
             "w": fit.w.tolist(),
             "w_closed_form": fit.w_closed_form.tolist(),
             **fit.axis_cosines(),
+            "mu": fit.mu[:, 0].tolist(),
+            "noise_scale": fit.noise_scale,
+            "noise_scale_learned": fit.model.learns_noise,
+            "noise_scale_closed_form": fit.closed_form.noise_scale_ml,
         }
         if fit.w_true is not None:
             numbers["w_true"] = fit.w_true.tolist()

@@ -18,14 +18,10 @@ from ppl_models.device import resolve_device
 from ppl_models.fullbatch import FullBatchFit
 from ppl_models.fullbatch.train import train
 from ppl_models.models.ppca.checkpoint import upgrade_checkpoint
+from ppl_models.models.ppca.closed_form import ClosedForm, closed_form, subspace_cosine
 from ppl_models.models.ppca.config import PPCARunConfig
 from ppl_models.models.ppca.criticize import ppca_statistics
-from ppl_models.models.ppca.model import (
-    INFERENCE_METHODS,
-    closed_form_w,
-    make_elbo,
-    subspace_cosine,
-)
+from ppl_models.models.ppca.model import INFERENCE_METHODS, make_elbo
 from ppl_models.validation import as_data_matrix
 
 __all__ = ["INFERENCE_METHODS", "PPCAFit", "fit_ppca", "make_elbo", "ppca_statistics"]
@@ -45,7 +41,7 @@ class PPCAFit(FullBatchFit):
 
     @property
     def inference(self) -> str:
-        """``"map"`` or ``"meanfield"``."""
+        """``"map"``, ``"collapsed"`` or ``"meanfield"``."""
         return self.config.inference
 
     @property
@@ -73,10 +69,30 @@ class PPCAFit(FullBatchFit):
         return self.guide.scales.w.detach()
 
     @property
+    def mu(self) -> torch.Tensor:
+        """The fitted (or zero) mean, (data_dim, 1)."""
+        return self.model.mu.detach()
+
+    @property
+    def noise_scale(self) -> float:
+        """The fitted or the given noise scale sigma. Joint MAP's is biased low: it
+        divides the residual by D where maximum likelihood divides by D - K.
+        """
+        return float(self.model.noise_scale.detach())
+
+    @property
+    def closed_form(self) -> ClosedForm:
+        """Tipping & Bishop's maximum-likelihood solution under the fit's model:
+        about the data's mean if ``mu`` is learned, with sigma_ML if the noise is.
+        """
+        known = None if self.model.learns_noise else self.noise_scale
+        centre = self.model.learns_mean
+        return closed_form(self.x, self.model.latent_dim, known, centre=centre)
+
+    @property
     def w_closed_form(self) -> torch.Tensor:
         """Tipping & Bishop's maximum-likelihood axes, (data_dim, latent_dim)."""
-        noise = float(self.model.noise_scale)
-        return closed_form_w(self.x, self.model.latent_dim, noise)
+        return self.closed_form.w
 
     def axis_cosines(self) -> dict[str, float]:
         """Subspace cosines of the inferred axes with the closed form and the truth."""
@@ -90,7 +106,7 @@ class PPCAFit(FullBatchFit):
         (data_dim, N). For MAP the draw is the point estimate itself.
         """
         trace = replay_guide(self.model, self.guide, (None, self.num_datapoints))
-        return trace.nodes["x"]["value"]
+        return self.model.as_columns(trace.nodes["x"]["value"])
 
     def replay_cov_rel_error(self, generated: torch.Tensor) -> float:
         """Relative Frobenius error between generated and observed covariances."""
@@ -110,6 +126,7 @@ class PPCAFit(FullBatchFit):
         x_rep = replicate(
             self.model, self.guide, (None, self.num_datapoints), num_samples=num_samples
         )
+        x_rep = self.model.as_columns(x_rep)
         statistics = statistics or ppca_statistics(self.model.data_dim)
         return posterior_predictive_check(self.x, x_rep, statistics)
 
@@ -121,7 +138,8 @@ def fit_ppca(
     num_datapoints: int = 5000,
     data_dim: int = 2,
     latent_dim: int = 1,
-    noise_scale: float = 0.5,
+    noise_scale: float | None = None,
+    mean: str = "auto",
     steps: int = 1000,
     lr: float = 0.05,
     seed: int = 0,
@@ -132,12 +150,16 @@ def fit_ppca(
     checkpoint_every: int | None = None,
     resume_from: dict[str, Any] | None = None,
 ) -> PPCAFit:
-    """Fit probabilistic PCA by MAP or mean-field VI (``PPCASpec.fit`` with these
-    settings as a :class:`PPCARunConfig`).
+    """Fit probabilistic PCA by joint MAP, collapsed MAP or mean-field VI
+    (``PPCASpec.fit`` with these settings as a :class:`PPCARunConfig`).
 
     :param data: observations (N, data_dim); ``None`` simulates ``num_datapoints``
         points of ``data_dim`` dimensions from the model's prior predictive.
-    :param inference: ``"map"`` or ``"meanfield"``.
+    :param inference: ``"map"``, ``"collapsed"`` or ``"meanfield"``.
+    :param noise_scale: sigma, fixed at this value; ``None`` learns it on ``data``
+        and takes the lecture's 0.5 when simulating.
+    :param mean: ``"learned"``, ``"zero"`` or ``"auto"`` (learned on ``data``, zero
+        when simulating).
     :param steps: SVI steps in all, those of a resumed checkpoint included.
     :param seed: fixes simulation, initialisation and the ELBO's draws.
     :param compile: a :func:`torch.compile` mode to trace and compile the ELBO
@@ -146,7 +168,8 @@ def fit_ppca(
         steps (default: none but the last), after the last step, and on Ctrl-C.
     :param resume_from: a checkpoint record (``load_checkpoint(path, "ppca")``) to go
         on from: its data, parameters, optimizer state and random state, so the fit
-        ends exactly as one of ``steps`` steps straight would.
+        ends exactly as one of ``steps`` steps straight would. Give the settings
+        the fit began with (and its ``data``, which is then not read again).
     :returns: a :class:`PPCAFit`.
 
     >>> fit = fit_ppca(num_datapoints=200, steps=50, device="cpu", progress=False)
@@ -157,23 +180,27 @@ def fit_ppca(
 
     device = resolve_device(device)
     args = None
-    if resume_from is not None:
-        resume_from = upgrade_checkpoint(resume_from)
-    elif data is not None:
+    if data is not None:
         x_nd = as_data_matrix(data, "data")
         num_datapoints, data_dim = x_nd.shape
         args = (x_nd.to(device).T.contiguous(),)
+        mean = "learned" if mean == "auto" else mean
+    if resume_from is not None:
+        resume_from, args = upgrade_checkpoint(resume_from), None
     config = PPCARunConfig(
         inference=inference,
         num_datapoints=num_datapoints,
         data_dim=data_dim,
         latent_dim=latent_dim,
         noise_scale=noise_scale,
+        mean=mean,
         steps=steps,
         checkpoint_every=steps if checkpoint_every is None else checkpoint_every,
         lr=lr,
         seed=seed,
     )
+    if data is None:
+        config = PPCASpec.resolve_config(config)
     return train(
         PPCASpec,
         config,
