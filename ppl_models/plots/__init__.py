@@ -1,6 +1,10 @@
 """Figures for fits and their criticism; each function returns a matplotlib Figure."""
 
-from ppl_models.plots.criticism import plot_ppc, plot_replay_scatter
+from ppl_models.plots.criticism import (
+    plot_against_draws,
+    plot_ppc,
+    plot_replay_scatter,
+)
 from ppl_models.plots.figures import new_figure, save_figure
 from ppl_models.plots.images import (
     plot_image_grid,
@@ -12,6 +16,7 @@ from ppl_models.plots.training import plot_loss_trace
 
 __all__ = [
     "new_figure",
+    "plot_against_draws",
     "plot_image_grid",
     "plot_latent_scatter",
     "plot_loss_trace",

@@ -60,3 +60,46 @@ def plot_ppc(
         ax.set_visible(False)
     fig.suptitle(title)
     return fig
+
+
+def plot_against_draws(
+    draws: torch.Tensor,
+    names: list[str],
+    *,
+    normals: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    points: Mapping[str, torch.Tensor] | None = None,
+    title: str = "Approximations against posterior draws",
+    draws_label: str = "draws",
+    max_panels: int = 6,
+) -> Figure:
+    """A histogram of gold-standard draws for each parameter, with approximate
+    posteriors' Normal densities and point estimates drawn over it.
+
+    :param draws: (S, P): P parameters, S draws (say NUTS's).
+    :param names: the P parameters' names.
+    :param normals: label -> (mean, sd), each (P,): a Gaussian approximation.
+    :param points: label -> (P,): point estimates.
+    :param draws_label: the draws' name in the legend.
+    """
+    shown = min(draws.shape[1], max_panels)
+    fig, axes = new_figure(shown, size=3.4)
+    draws = draws.detach().cpu()
+    for p, ax in enumerate(axes):
+        ax.hist(
+            draws[:, p].numpy(), bins=30, density=True, alpha=0.5, label=draws_label
+        )
+        low, high = ax.get_xlim()
+        for label, (mean, sd) in (normals or {}).items():
+            loc, scale = float(mean[p]), float(sd[p])
+            low, high = min(low, loc - 4 * scale), max(high, loc + 4 * scale)
+            grid = torch.linspace(low, high, 200)
+            density = torch.distributions.Normal(loc, scale).log_prob(grid).exp()
+            ax.plot(grid, density, linewidth=2, label=label)
+        for (label, value), style in zip(
+            (points or {}).items(), ("--", ":", "-."), strict=False
+        ):
+            ax.axvline(float(value[p]), color="black", linestyle=style, label=label)
+        ax.set(xlabel=names[p], yticks=[])
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
