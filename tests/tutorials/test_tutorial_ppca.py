@@ -22,6 +22,7 @@ FIGURES = (
     "loss_traces.png",
     "meanfield_replay.png",
     "axes.png",
+    "vs_nuts.png",
     "ppc_map.png",
     "ppc_meanfield.png",
 )
@@ -153,3 +154,31 @@ def test_map_replicates_vary_less_than_meanfield_replicates(results):
             results[f"map_ppc_replicated_sd_{statistic}"]
             < results[f"meanfield_ppc_replicated_sd_{statistic}"]
         )
+
+
+def test_nuts_converged_and_the_collapsed_map_is_the_closed_form(results):
+    # "NUTS (R-hat 1.00)"; "collapsed MAP ... has the closed form's length"
+    assert results["nuts_r_hat"] < 1.05
+    assert results["collapsed_axis_cosine_closed_form"] > 0.9999
+    assert math.isclose(
+        results["collapsed_w_norm"], results["closed_form_w_norm"], rel_tol=0.01
+    )
+    # "sits at the centre of the posterior"
+    assert results["collapsed_vs_nuts_mean_diff_in_sds"] < 1.5
+
+
+def test_nuts_sds_are_of_the_order_the_prose_gives(results):
+    # "posterior sds of 0.031 and 0.009" at N = 5000; they scale as 1 / sqrt(N).
+    scale = math.sqrt(5000 / results["num_datapoints"])
+    assert 0.02 * scale < results["nuts_sd_w_first"] < 0.045 * scale
+    assert 0.005 * scale < results["nuts_sd_w_second"] < 0.015 * scale
+
+
+def test_meanfield_is_biased_and_too_narrow_along_the_axis_against_nuts(results):
+    # "6.8 and 3.3 NUTS sds from the NUTS mean"
+    assert results["meanfield_vs_nuts_mean_diff_in_sds"] > 2
+    # "0.39 of the NUTS sd" on the first entry; "1.08" on the second
+    assert results["meanfield_vs_nuts_sd_ratio_w_first"] < 0.7
+    assert 0.6 < results["meanfield_vs_nuts_sd_ratio_w_second"] < 1.5
+    # "Joint MAP is not in the posterior at all (112 and 72 NUTS sds out)"
+    assert results["map_vs_nuts_mean_diff_in_sds"] > 30
