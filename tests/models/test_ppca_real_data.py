@@ -64,6 +64,8 @@ def test_map_fits_span_the_maximum_likelihood_subspace(data, latent_dim):
     expected = math.sqrt((d - latent_dim) / d) * exact.noise_scale_ml
     assert joint.noise_scale == pytest.approx(expected, rel=0.01)
     assert collapsed.summary()["noise_scale_closed_form"] == exact.noise_scale_ml
+    assert "D - K" in joint.summary()["noise_scale_note"]
+    assert "noise_scale_note" not in collapsed.summary()
 
 
 @pytest.mark.parametrize("latent_dim", [1, 2, 3])

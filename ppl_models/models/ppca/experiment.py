@@ -116,6 +116,11 @@ class PPCASpec(FullBatchSpec):
             "noise_scale_learned": fit.model.learns_noise,
             "noise_scale_closed_form": fit.closed_form.noise_scale_ml,
         }
+        if fit.inference == "map" and fit.model.learns_noise:
+            numbers["noise_scale_note"] = (
+                "joint MAP's noise scale is biased low by design: it divides the "
+                "residual by D where maximum likelihood divides by D - K"
+            )
         if fit.w_true is not None:
             numbers["w_true"] = fit.w_true.tolist()
         if fit.w_scale is not None:
