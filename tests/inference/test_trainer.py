@@ -99,7 +99,7 @@ def test_a_bad_step_after_a_resume_is_named_by_its_number_in_the_whole_run():
         train_steps(objective, optimizer, batch, 20, first_step=11, progress=False)
 
 
-@pytest.mark.parametrize("steps, lines", [(5, 5), (25, 13)])
+@pytest.mark.parametrize("steps, lines", [(5, 5), (25, 13), (100, 10)])
 def test_without_a_bar_the_loop_logs_about_ten_lines(caplog, steps, lines):
     # Output that is not a terminal gets a line every tenth of the run (at least
     # every step) and one for the last step, where a terminal gets the bar.
@@ -109,6 +109,18 @@ def test_without_a_bar_the_loop_logs_about_ten_lines(caplog, steps, lines):
     logged = [r.getMessage() for r in caplog.records if "loss" in r.getMessage()]
     assert len(logged) == lines
     assert logged[-1].startswith(f"svi: step {steps}/{steps}, loss ")
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_a_bar_asked_for_or_refused_is_not_replaced_by_log_lines(
+    caplog, capsys, progress
+):
+    # The caller's choice holds even where stderr is not a terminal.
+    objective, optimizer, x = ppca_objective()
+    with caplog.at_level(logging.INFO, logger="ppl_models"):
+        train_steps(objective, optimizer, lambda: (x,), 5, progress=progress)
+    assert not [r for r in caplog.records if "loss" in r.getMessage()]
+    assert ("svi:" in capsys.readouterr().err) == progress  # the bar
 
 
 def test_ctrl_c_is_held_until_the_step_has_finished_then_the_state_is_saved(
