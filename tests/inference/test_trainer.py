@@ -111,6 +111,17 @@ def test_without_a_bar_the_loop_logs_about_ten_lines(caplog, steps, lines):
     assert logged[-1].startswith(f"svi: step {steps}/{steps}, loss ")
 
 
+@pytest.mark.parametrize("per, divisor", [(None, 1), (lambda x: x.shape[1], 40)])
+def test_the_logged_loss_is_the_steps_loss_per_item(caplog, per, divisor):
+    # The VAE shows its loss per image: ``per`` counts the items of a batch.
+    objective, optimizer, x = ppca_objective()
+    with caplog.at_level(logging.INFO, logger="ppl_models"):
+        losses = train_steps(objective, optimizer, lambda: (x,), 5, per=per)
+    last = [r.getMessage() for r in caplog.records if "loss" in r.getMessage()][-1]
+    shown = float(last.split("loss ")[1].split(",")[0])
+    assert shown == pytest.approx(float(losses[-1]) / divisor, rel=1e-5)
+
+
 @pytest.mark.parametrize("progress", [False, True])
 def test_a_bar_asked_for_or_refused_is_not_replaced_by_log_lines(
     caplog, capsys, progress
