@@ -42,6 +42,13 @@ class Fit(Protocol):
         """Write the fit into ``run_dir``, from which :func:`load_fit` rebuilds it."""
         ...
 
+    def to_inference_data(self, num_samples: int = 200) -> Any:
+        """The fit as ArviZ's InferenceData (``posterior``, ``posterior_predictive``,
+        ``observed_data`` and, where the guide has spread, ``log_likelihood``).
+        Needs the ``arviz`` extra.
+        """
+        ...
+
 
 def load_fit(run_dir: str | Path, device: str | torch.device = "auto") -> Fit:
     """Rebuild the fit that ``ppl-models fit`` saved in ``run_dir``, on ``device``.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ppl_models import __version__
 from ppl_models.cli.demo import run_demo
+from ppl_models.cli.export import export_run
 from ppl_models.cli.fitting import add_fit_options, run_fit
 from ppl_models.cli.options import add_options, from_namespace
 from ppl_models.cli.report import summary_lines
@@ -95,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "-h", "--help", action="store_true", dest="show_help", help="show the options"
     )
+
+    export = commands.add_parser(
+        "export", help="write a run's fit as ArviZ InferenceData (NetCDF)"
+    )
+    export.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
+    export.add_argument(
+        "--out", type=Path, metavar="FILE", help="default: DIR/inference_data.nc"
+    )
+    export.add_argument(
+        "--samples",
+        type=int,
+        metavar="N",
+        help="draws from the guide (default: the model's)",
+    )
+    export.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     demo = commands.add_parser("demo", help="fit every bundled model on offline data")
     demo.add_argument(
@@ -202,6 +218,11 @@ def _run_command(
             summary = spec.criticize_run(args.run_dir, device)
         print(f"criticism written to {args.run_dir}")
         _print_numbers(summary, spec.criticism_keys)
+    elif args.command == "export":
+        device = resolve_device(args.device)
+        with writing_run(args.run_dir):
+            path = export_run(args.run_dir, args.out, args.samples, device)
+        print(f"inference data written to {path}")
     elif args.command == "demo":
         run_demo(args.out, args.device)
     return 0

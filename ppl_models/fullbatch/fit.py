@@ -28,6 +28,7 @@ from ppl_models.io.run_dir import CHECKPOINT, write_summary, write_table
 from ppl_models.plots import plot_loss_trace, save_figure
 from ppl_models.seeding import caller_rng_kept, derived_seed
 from ppl_models.settings import write_run_config
+from ppl_models.validation import check_positive_int
 
 if TYPE_CHECKING:
     from ppl_models.fullbatch.config import FullBatchConfig
@@ -152,6 +153,30 @@ class FullBatchFit:
         with caller_rng_kept([self.device]):
             pyro.set_rng_seed(derived_seed(self.config.seed, "criticism"))
             return self.spec.criticize(self, out_dir)
+
+    def to_inference_data(self, num_samples: int = 200) -> Any:
+        """The fit as ArviZ's InferenceData: ``num_samples`` draws of the latents
+        from the guide, replicated data, the observed data and, for a guide with
+        spread, the log likelihood of each data point (see
+        :func:`ppl_models.criticism.inference_data.to_inference_data`). Drawn from
+        a seed derived from the run's; the caller's generators are kept. Needs the
+        ``arviz`` extra.
+        """
+        from ppl_models.criticism.inference_data import to_inference_data
+
+        check_positive_int("num_samples", num_samples)
+        with caller_rng_kept([self.device]):
+            pyro.set_rng_seed(derived_seed(self.config.seed, "inference data"))
+            return to_inference_data(
+                self.model,
+                self.guide,
+                fit_args=self.data,
+                predict_args=self.spec.predict_args(self.config, self.data),
+                observed_site=self.spec.observed_site,
+                num_samples=num_samples,
+                dims=self.spec.dims(self.config),
+                log_likelihood=self.spec.log_likelihood(self),
+            )
 
     def save(self, run_dir: str | Path) -> None:
         """Write the fit into ``run_dir`` (created if need be), replacing what is

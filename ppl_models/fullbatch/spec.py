@@ -23,6 +23,10 @@ from pyro.infer import ELBO
 from pyro.poutine.util import site_is_subsample
 
 from ppl_models.criticism import posterior_predictive_check, replicate
+from ppl_models.criticism.inference_data import (
+    PointwiseLogLikelihood,
+    conditional_log_likelihood,
+)
 from ppl_models.criticism.ppc import Statistic
 from ppl_models.device import resolve_device
 from ppl_models.fullbatch.config import FullBatchConfig
@@ -60,6 +64,8 @@ class FullBatchSpec(ModelSpec):
     #: where the observations are among :meth:`data`'s tensors; the model
     #: generates them when it gets None there (Pyro's ``model(x, y=None)``)
     observed_arg: ClassVar[int] = -1
+    #: the plate over data points, for a log likelihood per point (ArviZ's LOO)
+    data_plate: ClassVar[str] = "data"
     #: settings for a run of seconds on a CPU: the shared tests' fits and smoke
     #: cases (see :meth:`smoke_fit_args`)
     smoke_settings: ClassVar[Mapping[str, Any]] = {"steps": 50, "ppc_samples": 20}
@@ -143,6 +149,24 @@ class FullBatchSpec(ModelSpec):
             f"minimum of {site}": torch.min,
             f"maximum of {site}": torch.max,
         }
+
+    @classmethod
+    def dims(cls, config: FullBatchConfig) -> dict[str, list[str]]:
+        """Names of each sample site's dimensions, for ArviZ (default: none, so
+        ArviZ numbers them).
+        """
+        return {}
+
+    @classmethod
+    def log_likelihood(cls, fit: FullBatchFit) -> PointwiseLogLikelihood | None:
+        """One draw's latents -> the log likelihood of each data point, for ArviZ's
+        LOO (default: the observed site's log density given the latents, summed
+        over all but ``data_plate``, right where the latents are global). A model
+        with a latent per data point integrates it out, or returns None.
+        """
+        return conditional_log_likelihood(
+            fit.model, fit.data, cls.observed_site, cls.data_plate
+        )
 
     @classmethod
     def criticize(cls, fit: FullBatchFit, out_dir: Path) -> dict[str, Any]:

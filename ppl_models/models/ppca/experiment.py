@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyro.distributions as dist
 import torch
 from pyro.infer import ELBO
 
@@ -126,6 +128,31 @@ class PPCASpec(FullBatchSpec):
         if fit.w_scale is not None:
             numbers["w_scale"] = fit.w_scale.tolist()
         return numbers
+
+    @classmethod
+    def dims(cls, config: PPCARunConfig) -> dict[str, list[str]]:
+        # The collapsed model's x has a row per data point.
+        x = ["point", "feature"] if config.inference == "collapsed" else None
+        return {
+            "w": ["feature", "axis"],
+            "z": ["axis", "point"],
+            "x": x or ["feature", "point"],
+        }
+
+    @classmethod
+    def log_likelihood(cls, fit: PPCAFit) -> Callable[[dict], torch.Tensor]:
+        """``log p(x_n | w, mu, sigma)`` with ``z_n`` integrated out, (N,): each
+        point's own code would leave LOO undefined.
+        """
+        rows = fit.x.T
+        variance = fit.model.noise_scale.detach().square().expand(rows.shape[1])
+        mean = fit.mu[:, 0]
+
+        def pointwise(latents: dict[str, torch.Tensor]) -> torch.Tensor:
+            marginal = dist.LowRankMultivariateNormal(mean, latents["w"], variance)
+            return marginal.log_prob(rows)
+
+        return pointwise
 
     @classmethod
     def criticize(cls, fit: PPCAFit, out_dir: Path) -> dict[str, Any]:

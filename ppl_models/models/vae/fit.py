@@ -78,6 +78,33 @@ class VAEFit:
             pyro.set_rng_seed(derived_seed(self.config.seed, "criticism"))
             return criticize_vae(self.vae, self.data, out_dir)
 
+    def to_inference_data(self, num_samples: int = 100, num_images: int = 200) -> Any:
+        """The fit on its first ``num_images`` test images as ArviZ's InferenceData:
+        ``num_samples`` draws of each image's code ``z`` (image, latent) from the
+        encoder, and replicated images beside the observed ones (image, pixel).
+        No log likelihood: each image has a code of its own, which leaving the
+        image out would leave undefined, so PSIS-LOO does not apply (its Pareto k
+        values say as much). Drawn from a seed derived from the run's; the caller's
+        generators are kept. Needs the ``arviz`` extra.
+        """
+        from ppl_models.criticism.inference_data import to_inference_data
+
+        check_positive_int("num_samples", num_samples)
+        check_positive_int("num_images", num_images)
+        images = self.data.test[:num_images].to(self.vae.device)
+        with caller_rng_kept([self.vae.device]):
+            pyro.set_rng_seed(derived_seed(self.config.seed, "inference data"))
+            return to_inference_data(
+                self.vae.model,
+                self.vae.guide,
+                fit_args=(images,),
+                predict_args=(None, images.shape[0]),
+                guide_args=(images,),
+                observed_site="x",
+                num_samples=num_samples,
+                dims={"z": ["image", "latent"], "x": ["image", "pixel"]},
+            )
+
     def checkpoint(self) -> dict[str, Any]:
         """The fit as ``checkpoint.pt`` holds it: the networks' config and weights,
         the epochs done and their history, and the state to go on from.

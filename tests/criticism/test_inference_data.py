@@ -1,0 +1,115 @@
+"""Every registered model's fit as ArviZ's InferenceData: the groups ArviZ's
+conventions name, with each site's own shape, read by ArviZ's summary and LOO, and
+written by ``ppl-models export``. Skipped without the ``arviz`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pyro.distributions as dist
+import pytest
+import torch
+
+import ppl_models
+from ppl_models import get_model, list_models
+from ppl_models.cli import main
+from ppl_models.errors import UsageError
+from ppl_models.models.ppca import fit_ppca
+
+arviz_base = pytest.importorskip(
+    "arviz_base", reason='needs the arviz extra: pip install "ppl_models[arviz]"'
+)
+arviz_stats = pytest.importorskip("arviz_stats", reason="needs the arviz extra")
+xarray = pytest.importorskip("xarray", reason="needs the arviz extra")
+
+
+def arviz_plots_or_skip():
+    # arviz-plots 0.8.0 fails on import with matplotlib 3.11 (AttributeError).
+    try:
+        import arviz_plots
+    except (ImportError, AttributeError) as error:
+        pytest.skip(f"arviz-plots does not import here: {error}")
+    return arviz_plots
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_export_writes_what_arviz_summarises_and_checks(name, capsys, tmp_path):
+    run = tmp_path / "run"
+    argv = ["fit", name, *get_model(name).smoke_fit_args(), "--device", "cpu"]
+    assert main([*argv, "--out", str(run)]) == 0
+    assert main(["export", str(run), "--samples", "30", "--device", "cpu"]) == 0
+    assert "inference data written to" in capsys.readouterr().out
+    data = xarray.open_datatree(run / "inference_data.nc", engine="h5netcdf")
+    assert {"posterior", "posterior_predictive", "observed_data"} <= set(data.children)
+    assert data["posterior"].sizes["chain"] == 1
+    assert data["posterior"].sizes["draw"] == 30
+    observed = data["observed_data"]
+    replicated = data["posterior_predictive"]
+    for site in observed.data_vars:
+        # Pyro's plate padding removed: each draw has the observed site's shape.
+        assert replicated[site].shape == (1, 30, *observed[site].shape)
+    assert not arviz_stats.summary(data, kind="stats").empty
+    if "log_likelihood" in data.children:
+        assert np.isfinite(arviz_stats.loo(data).elpd)
+
+
+def test_ppca_meanfield_log_likelihood_integrates_z_out():
+    fit = fit_ppca(inference="meanfield", num_datapoints=200, steps=200,
+                   device="cpu", progress=False)  # fmt: skip
+    data = fit.to_inference_data(num_samples=200)
+    assert dict(data["posterior"]["w"].sizes) == {
+        "chain": 1, "draw": 200, "feature": 2, "axis": 1
+    }  # fmt: skip
+    assert "w_unconstrained" not in data["posterior"]  # AutoNormal's helper site
+    w = torch.from_numpy(data["posterior"]["w"].values[0, 3])
+    marginal = dist.LowRankMultivariateNormal(torch.zeros(2), w, torch.full((2,), 0.25))
+    expected = marginal.log_prob(fit.x.T).numpy()
+    assert np.allclose(data["log_likelihood"]["x"].values[0, 3], expected, rtol=1e-5)
+    loo = arviz_stats.loo(data)
+    assert (loo.pareto_k.values < 0.7).all()
+    # Drawn from the run's seed: the same data again, the caller's stream kept.
+    torch.manual_seed(5)
+    before = torch.rand(1)
+    again = fit.to_inference_data(num_samples=200)
+    torch.manual_seed(5)
+    assert torch.equal(torch.rand(1), before)
+    assert np.array_equal(again["posterior"]["w"].values, data["posterior"]["w"].values)
+
+
+def test_a_point_estimate_has_no_log_likelihood_to_leave_out():
+    fit = fit_ppca(inference="collapsed", num_datapoints=100, steps=20,
+                   device="cpu", progress=False)  # fmt: skip
+    data = fit.to_inference_data(num_samples=10)
+    assert "log_likelihood" not in data.children
+    assert dict(data["posterior_predictive"]["x"].sizes) == {
+        "chain": 1, "draw": 10, "point": 100, "feature": 2
+    }  # fmt: skip
+
+
+def test_a_posterior_predictive_plot_draws_from_the_export(tmp_path):
+    arviz_plots = arviz_plots_or_skip()
+    fit = fit_ppca(inference="meanfield", num_datapoints=100, steps=20,
+                   device="cpu", progress=False)  # fmt: skip
+    arviz_plots.plot_ppc_dist(fit.to_inference_data(num_samples=20))
+
+
+def test_export_without_the_extra_says_how_to_install_it(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_arviz(name, *args, **kwargs):
+        if name.startswith("arviz"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_arviz)
+    with pytest.raises(UsageError, match=r'pip install "ppl_models\[arviz\]"'):
+        ppl_models.models.ppca.fit_ppca(
+            num_datapoints=20, steps=2, device="cpu", progress=False
+        ).to_inference_data()
+
+
+assert importlib.util.find_spec("h5netcdf"), "the arviz extra includes h5netcdf"
