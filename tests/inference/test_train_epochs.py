@@ -103,3 +103,36 @@ def test_ctrl_c_after_a_saved_epoch_saves_nothing_again(ctrl_c_raises):
             save=calls.append, checkpoint_every=1, progress=False,
         )  # fmt: skip
     assert calls == ["state after epoch 1"]
+
+
+def test_each_epochs_bar_is_named_for_it_and_shows_the_loss_per_item(
+    monkeypatch, caplog, capsys
+):
+    # The bar (asked for) names the epoch and shows the loss per item; the epoch's
+    # steps log no lines of their own: the model logs one line per epoch.
+    from ppl_models.inference import progress as progress_module
+
+    pers = []
+    update = progress_module.LossProgress.update
+
+    def spy(self, loss, steps=1, per=1):
+        pers.append(per)
+        return update(self, loss, steps, per)
+
+    monkeypatch.setattr(progress_module.LossProgress, "update", spy)
+    objective, optimizer, x = ppca_objective()
+    with caplog.at_level("INFO", logger="ppl_models"):
+        train_epochs(
+            objective, optimizer, lambda: iter([(x,), (x,)]), 2, 2,
+            end_epoch=lambda epoch, losses, seconds: None,
+            progress=True, per=lambda x: x.shape[1],
+        )  # fmt: skip
+    assert "epoch 2/2" in capsys.readouterr().err
+    assert pers == [40] * 4
+    # Where stderr is no terminal, the steps log nothing either.
+    with caplog.at_level("INFO", logger="ppl_models"):
+        train_epochs(
+            objective, optimizer, lambda: iter([(x,), (x,)]), 2, 2,
+            end_epoch=lambda epoch, losses, seconds: None, progress=None,
+        )  # fmt: skip
+    assert not [r for r in caplog.records if "loss" in r.getMessage()]
