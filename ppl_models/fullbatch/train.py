@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,7 +119,9 @@ def train(
         )
         optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr)
         if resume_from is not None:
-            optimizer.load_state_dict(resume_from["optimizer_state"])
+            # A copy: Adam updates its loaded state in place, which would change
+            # the caller's record, and a second resume from it would differ.
+            optimizer.load_state_dict(copy.deepcopy(resume_from["optimizer_state"]))
             # Last: building and checking the objective above drew numbers.
             set_rng_state(resume_from["rng"])
         start = time.perf_counter()

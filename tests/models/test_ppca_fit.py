@@ -118,3 +118,11 @@ def test_the_predictive_check_figure_is_titled_with_the_method(monkeypatch, tmp_
                    progress=False)  # fmt: skip
     fit.criticize(tmp_path)
     assert titles == ["PPCA, meanfield: posterior predictive checks"]
+
+
+def test_the_specs_fit_without_a_config_takes_the_defaults(monkeypatch):
+    from ppl_models.fullbatch import spec as spec_module
+
+    monkeypatch.setattr(spec_module, "train", lambda spec, config, device, **o: config)
+    expected = PPCASpec.resolve_config(PPCARunConfig())
+    assert PPCASpec.fit(device="cpu") == expected

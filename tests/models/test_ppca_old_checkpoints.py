@@ -5,6 +5,7 @@ checkpoints kept the data as ``x`` and the true axes as ``w_true``, and their
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -88,7 +89,19 @@ def test_fit_ppca_resumes_from_an_old_record(tmp_path):
     record = load_checkpoint(path, "ppca")
     record["x"] = record.pop("data")[0]
     record["w_true"] = record.pop("extras")["w_true"]
+    pristine = copy.deepcopy(record)
     resumed = fit_ppca(steps=10, resume_from=record, **small)
     straight = fit_ppca(steps=10, **small)
     assert torch.equal(resumed.losses, straight.losses)
     assert torch.equal(resumed.w_true, straight.w_true)
+    # The spec's own fit reads an old record too, with the config it was given.
+    from ppl_models.models.ppca import PPCASpec
+
+    config = PPCASpec.resolve_config(
+        PPCASpec.config_class(num_datapoints=50, steps=10, checkpoint_every=5)
+    )
+    # (A resumed fit adds its seconds to the record's: it went on, not afresh.)
+    again = PPCASpec.fit(
+        config, "cpu", resume_from={**pristine, "fit_seconds": 1000.0}, progress=False
+    )
+    assert torch.equal(again.losses, straight.losses) and again.fit_seconds > 1000

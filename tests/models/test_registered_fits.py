@@ -9,6 +9,7 @@ A new model is covered here by registering it: no new test code.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import signal
@@ -240,8 +241,11 @@ def test_a_fit_from_python_resumes_and_saves_as_the_command_line_does(
     half = dataclasses.replace(config, steps=config.steps // 2)
     spec.fit(half, "cpu", checkpoint_path=tmp_path / "half.pt", progress=False)
     record = load_checkpoint(tmp_path / "half.pt", name)
+    pristine = copy.deepcopy(record)
     resumed = spec.fit(config, "cpu", resume_from=record, progress=False)
     assert torch.equal(resumed.losses, straight.losses)
+    # The caller's record is left as it was, so a second resume ends the same.
+    assert_same_checkpoint(record, pristine)
     for run_dir in (tmp_path / "new" / "nested", tmp_path / "cli"):
         resumed.save(run_dir)  # a new folder, and one that holds a run already
         assert_same_checkpoint(

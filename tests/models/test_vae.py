@@ -294,6 +294,9 @@ def test_resumed_training_matches_straight_training(digits, tmp_path):
     if digits.device.type == "cpu":
         assert resumed_history.train_elbo == straight_history.train_elbo
         assert resumed_history.test_elbo == straight_history.test_elbo
+    # A resume leaves the record as it was: a second one from it ends the same.
+    again, _ = _train(2, digits, resume_from=record)
+    assert_same_parameters(straight.state_dict(), again.state_dict())
 
 
 def test_checkpoint_holds_everything_needed_to_resume(digits):

@@ -9,6 +9,7 @@ checkpoint takes exactly the steps the uninterrupted run would have taken.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -288,6 +289,9 @@ def restore(
 ) -> History:
     """Load a :func:`checkpoint_payload` into ``vae`` and ``optimizer``; set the RNG."""
     vae.load_state_dict(record["vae_state"])
-    optimizer.load_state_dict(record["optimizer_state"])
+    # Copies: Adam updates its loaded state in place and the history grows by
+    # appending, which would change the caller's record; a second resume from it
+    # would then go on from elsewhere.
+    optimizer.load_state_dict(copy.deepcopy(record["optimizer_state"]))
     set_rng_state(record["rng"])
-    return History(**record["history"])
+    return History(**copy.deepcopy(record["history"]))
