@@ -50,7 +50,7 @@ def test_each_epoch_ends_with_its_losses_then_a_scheduled_save_then_after_epoch(
     ends = [c for c in calls if c[0] == "end"]
     for _, _, losses, seconds in ends:
         assert losses.shape == (3,) and torch.isfinite(losses).all()
-        assert seconds > 0
+        assert 0 < seconds < 60  # the epoch's own seconds, not a clock reading
     # The same objective trained on: the losses go on from epoch to epoch.
     assert not torch.equal(ends[0][2], ends[1][2])
 
@@ -136,3 +136,27 @@ def test_each_epochs_bar_is_named_for_it_and_shows_the_loss_per_item(
             end_epoch=lambda epoch, losses, seconds: None, progress=None,
         )  # fmt: skip
     assert not [r for r in caplog.records if "loss" in r.getMessage()]
+
+
+def test_by_default_every_epoch_is_saved_and_the_watch_is_read_every_100_steps():
+    objective, optimizer, x = ppca_objective()
+    saves, calls = [], [0]
+
+    def batches():
+        def batch():
+            calls[0] += 1
+            return (x * float("nan"),) if calls[0] == 50 else (x,)
+
+        return iter(batch, None)
+
+    def end_epoch(epoch, losses, seconds):
+        return epoch
+
+    train_epochs(objective, optimizer, lambda: iter([(x,)]), 3, 1,
+                 end_epoch=end_epoch, save=saves.append, progress=False)  # fmt: skip
+    assert saves == [1, 2, 3]
+    # A NaN at step 50 of 200 stops the run when the watch is next read: at 100.
+    with pytest.raises(NumericalError, match="at step 50 of 200"):
+        train_epochs(objective, optimizer, batches, 1, 200,
+                     end_epoch=end_epoch, progress=False)  # fmt: skip
+    assert calls[0] == 100
