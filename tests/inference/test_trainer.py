@@ -319,3 +319,16 @@ def test_a_loss_that_is_not_finite_with_finite_parameters_says_none_are_spoiled(
         train_steps(
             objective, optimizer, lambda: (1.0, float("inf")), 3, progress=False
         )
+
+
+def test_by_default_the_nan_watch_is_read_every_100_steps():
+    objective, optimizer, x = ppca_objective()
+    calls = [0]
+
+    def batch():
+        calls[0] += 1
+        return (x * float("nan"),) if calls[0] == 50 else (x,)
+
+    with pytest.raises(NumericalError, match="at step 50 of 200"):
+        train_steps(objective, optimizer, batch, 200, progress=False)
+    assert calls[0] == 100  # stopped where the watch was next read
