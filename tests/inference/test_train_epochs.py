@@ -160,3 +160,10 @@ def test_by_default_every_epoch_is_saved_and_the_watch_is_read_every_100_steps()
         train_epochs(objective, optimizer, batches, 1, 200,
                      end_epoch=end_epoch, progress=False)  # fmt: skip
     assert calls[0] == 100
+    # Asked to read it every 25 steps, the loop stops at step 50 itself.
+    calls[0] = 0
+    objective, optimizer, x = ppca_objective()
+    with pytest.raises(NumericalError, match="at step 50 of 200"):
+        train_epochs(objective, optimizer, batches, 1, 200, check_every=25,
+                     end_epoch=end_epoch, progress=False)  # fmt: skip
+    assert calls[0] == 50

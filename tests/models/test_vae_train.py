@@ -465,3 +465,23 @@ def test_a_resume_with_no_epochs_left_keeps_the_state_to_go_on_from(digits, tmp_
     assert trained.history.epochs_done == 1
     assert trained.resume_state.keys() == {"optimizer_state", "rng"}
     assert torch.equal(trained.resume_state["rng"]["torch"], record["rng"]["torch"])
+
+
+def test_the_vae_hands_its_settings_to_the_shared_loop(digits, monkeypatch):
+    # What the epoch loop does with them is tested in tests/inference; here, that
+    # the VAE passes them on: the NaN watch's interval, and the loss per image.
+    from ppl_models.models.vae import train as vae_train
+
+    seen = {}
+
+    def spy(objective, optimizer, batches, epochs, steps_per_epoch, **options):
+        seen.update(options)
+        raise KeyboardInterrupt  # enough: nothing to train
+
+    monkeypatch.setattr(vae_train, "train_epochs", spy)
+    settings = TrainSettings(**{**SETTINGS, "check_every": 7, "clip_grad": 3.0})
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(small_vae(digits.device), digits, settings, progress=False)
+    assert seen["check_every"] == 7 and seen["max_grad_norm"] == 3.0
+    assert seen["checkpoint_every"] == 2 and seen["progress"] is False
+    assert seen["per"](torch.zeros(5, 64)) == 5
