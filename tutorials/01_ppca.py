@@ -651,7 +651,7 @@ report("meanfield_w_scale_min", float(meanfield_fit.w_scale.min()))
 # $w$) the maximum-likelihood axis of the closed form and stays there.
 
 # %%
-NUTS_SAMPLES, NUTS_WARMUP = (200, 200) if QUICK else (1000, 500)
+NUTS_SAMPLES, NUTS_WARMUP = (150, 150) if QUICK else (1000, 500)
 collapsed_fit = fit_ppca(
     x_obs.T,
     inference="collapsed",
