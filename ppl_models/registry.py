@@ -134,6 +134,13 @@ class ModelSpec(ABC):
         raise UsageError(f"model {cls.name!r} has no 'evaluate' step; try 'criticize'")
 
     @classmethod
+    def figure_notes(cls, config: Any) -> dict[str, str]:
+        """What each figure of a run shows, in one line: file name -> note
+        (``ppl-models demo`` prints those of the files a run wrote; default none).
+        """
+        return {}
+
+    @classmethod
     def demo_runs(cls) -> dict[str, list[str]]:
         """Runs for ``ppl-models demo``: run name -> ``fit`` arguments. Each must need
         no download and finish in seconds on a CPU.

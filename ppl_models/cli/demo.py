@@ -8,6 +8,7 @@ from pathlib import Path
 from ppl_models.cli.fitting import add_fit_options, headline, run_fit
 from ppl_models.io.run_dir import prepare_run_dir, write_summary, writing_run
 from ppl_models.registry import get_model, list_models
+from ppl_models.settings import read_run_config
 
 
 def run_demo(out: Path, device: str = "auto") -> dict[str, dict]:
@@ -31,6 +32,10 @@ def _run_demos(out: Path, device: str) -> dict[str, dict]:
             print(f"demo: {run_name}")
             summary = run_fit(spec, args)
             overview[run_name] = headline(summary, spec.headline_keys)
+            notes = spec.figure_notes(read_run_config(spec.config_class, args.out))
+            for figure in sorted(p.name for p in args.out.glob("*.png")):
+                if figure in notes:
+                    print(f"  {figure}: {notes[figure]}")
     write_summary(out, overview)
     print(f"demo finished: plots in {out}/*/, overview in {out / 'summary.json'}")
     return overview

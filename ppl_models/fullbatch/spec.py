@@ -158,6 +158,14 @@ class FullBatchSpec(ModelSpec):
         return {}
 
     @classmethod
+    def figure_notes(cls, config: FullBatchConfig) -> dict[str, str]:
+        return {
+            "loss.png": "the loss at each step: it should fall, then level off",
+            "ppc.png": "each test statistic of the data (red) among the same "
+            "statistic of replicated data sets; p near 0 or 1 flags a misfit",
+        }
+
+    @classmethod
     def log_likelihood(cls, fit: FullBatchFit) -> PointwiseLogLikelihood | None:
         """One draw's latents -> the log likelihood of each data point, for ArviZ's
         LOO (default: the observed site's log density given the latents, summed

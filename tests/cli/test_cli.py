@@ -269,3 +269,9 @@ def test_demo_fits_every_bundled_model_offline(capsys, tmp_path):
     assert {"ppca-map", "ppca-meanfield"} <= set(overview)
     assert overview["ppca-map"]["axis_cosine_true"] >= 0.999
     assert (tmp_path / "ppca-map" / "replay.png").is_file()
+    # One line on what each figure shows, after the run that drew it.
+    for run in overview:
+        block = out.split(f"demo: {run}\n")[1].split("demo: ")[0]
+        for figure in (tmp_path / run).glob("*.png"):
+            assert f"\n  {figure.name}: " in block, (run, figure.name)
+    assert "joint MAP sits near p = 1" in out.split("demo: ppca-map")[1]

@@ -140,6 +140,27 @@ class PPCASpec(FullBatchSpec):
         }
 
     @classmethod
+    def figure_notes(cls, config: PPCARunConfig) -> dict[str, str]:
+        notes = {
+            **super().figure_notes(config),
+            "replay.png": "the data beside data generated from the fitted w and z: "
+            "the two clouds should overlap",
+            "vs_nuts.png": "the fit's w against NUTS draws of its posterior, with "
+            "the closed form",
+        }
+        if config.inference == "collapsed":
+            notes["replay.png"] = (
+                "the data beside data generated from the fitted w, z integrated "
+                "out: the two clouds should overlap"
+            )
+        if config.inference == "map":
+            notes["ppc.png"] += (
+                "; joint MAP sits near p = 1 on the variance along the axis: its "
+                "codes z absorb the noise, and replicates add it again"
+            )
+        return notes
+
+    @classmethod
     def log_likelihood(cls, fit: PPCAFit) -> Callable[[dict], torch.Tensor]:
         """``log p(x_n | w, mu, sigma)`` with ``z_n`` integrated out, (N,): each
         point's own code would leave LOO undefined.

@@ -161,6 +161,22 @@ class VAESpec(ModelSpec):
         }  # fmt: skip
 
     @classmethod
+    def figure_notes(cls, config: Any) -> dict[str, str]:
+        return {
+            "nelbo.png": "the negative ELBO per image by epoch, train and test: the "
+            "gap between them is overfitting",
+            "samples.png": "images decoded from codes drawn from the prior",
+            "reconstructions.png": "test images beside their reconstructions",
+            "manifold.png": "images decoded across a grid of prior quantiles of the "
+            "2-d code",
+            "latent_space.png": "the encoder's mean code of each test image, by digit",
+            "ppc.png": "image statistics of test images (red) among those of "
+            "replicated images; p near 0 or 1 flags a misfit",
+            "ppc_pixels.png": "each pixel's check of its mean value: extreme pixels "
+            "are where the model is off",
+        }
+
+    @classmethod
     def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
         x = torch.rand(5, 64, device=device).round()
         variants = [
