@@ -6,7 +6,7 @@ ifneq ($(wildcard ../shared/data/mnist),)
 export PPL_MODELS_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup demo test lint format mutation pyro-tests
+.PHONY: setup demo test lint format mutation pyro-tests notebooks
 
 setup:
 	PYTHON=$(PYTHON) scripts/setup
@@ -44,3 +44,9 @@ mutation: setup
 pyro-tests: setup
 	@test -n "$(PYRO)" || (echo "usage: make pyro-tests PYRO=/path/to/pyro-checkout"; exit 2)
 	OMP_NUM_THREADS=1 $(PYTHON) scripts/pyro_tests.py "$(PYRO)"
+
+# The tutorials as executed notebooks in notebooks/ (git-ignored); their figures in
+# tutorials/output/. PPL_MODELS_TUTORIAL_QUICK=1 for the quick versions.
+notebooks: setup
+	$(PYTHON) -m pip install -e ".[notebooks]"
+	$(PYTHON) scripts/notebooks.py

@@ -76,7 +76,12 @@ from ppl_models.plots import (
 QUICK = os.environ.get("PPL_MODELS_TUTORIAL_QUICK") == "1"
 DEVICE = "auto"  # CUDA when there is a GPU, else the CPU
 device = resolve_device(DEVICE)
-OUT = Path(os.environ.get("PPL_MODELS_TUTORIAL_OUT", "tutorials/output")) / "01_ppca"
+# A notebook runs where it lies, in tutorials/; a script from the repository.
+HERE = Path.cwd().parent if Path.cwd().name == "tutorials" else Path.cwd()
+OUT = (
+    Path(os.environ.get("PPL_MODELS_TUTORIAL_OUT", HERE / "tutorials" / "output"))
+    / "01_ppca"
+)
 OUT.mkdir(parents=True, exist_ok=True)
 
 # The experiment of the lecture: 5000 points in 2-D on one principal axis. Quick mode

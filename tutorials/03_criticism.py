@@ -61,7 +61,9 @@ from ppl_models.plots import plot_ppc, save_figure
 QUICK = os.environ.get("PPL_MODELS_TUTORIAL_QUICK") == "1"
 DEVICE = "auto"  # CUDA when there is a GPU, else the CPU (used by the PPCA fits)
 device = resolve_device(DEVICE)
-OUT = Path(os.environ.get("PPL_MODELS_TUTORIAL_OUT", "tutorials/output")) / (
+# A notebook runs where it lies, in tutorials/; a script from the repository.
+HERE = Path.cwd().parent if Path.cwd().name == "tutorials" else Path.cwd()
+OUT = Path(os.environ.get("PPL_MODELS_TUTORIAL_OUT", HERE / "tutorials" / "output")) / (
     "03_criticism"
 )
 OUT.mkdir(parents=True, exist_ok=True)

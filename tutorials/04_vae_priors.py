@@ -65,7 +65,9 @@ from ppl_models.plots import (
 )
 
 QUICK = os.environ.get("PPL_MODELS_TUTORIAL_QUICK") == "1"
-OUT = Path(os.environ.get("PPL_MODELS_TUTORIAL_OUT", "tutorials/output")) / (
+# A notebook runs where it lies, in tutorials/; a script from the repository.
+HERE = Path.cwd().parent if Path.cwd().name == "tutorials" else Path.cwd()
+OUT = Path(os.environ.get("PPL_MODELS_TUTORIAL_OUT", HERE / "tutorials" / "output")) / (
     "04_vae_priors"
 )
 OUT.mkdir(parents=True, exist_ok=True)
