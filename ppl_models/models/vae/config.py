@@ -64,6 +64,12 @@ class VAERunConfig:
     )
     checkpoint_every: int = setting(1, "epochs between checkpoints", resumable=True)
     no_criticize: bool = setting(False, "skip the pictures and checks", recorded=False)
+    tensorboard: bool = setting(
+        False,
+        "log each epoch's ELBOs, speed, samples and reconstructions to "
+        "OUT/tensorboard (needs the tensorboard extra)",
+        recorded=False,
+    )
     seed: int = seed_setting()
 
     def resolved(self) -> VAERunConfig:

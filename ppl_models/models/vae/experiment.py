@@ -12,6 +12,7 @@ import torch
 
 from ppl_models.data.images import load_images
 from ppl_models.io.run_dir import CHECKPOINT, update_summary, write_summary
+from ppl_models.models.vae.board import summary_writer_class
 from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fit import VAEFit, check_likelihood, fit_vae
 from ppl_models.models.vae.history import (
@@ -81,6 +82,8 @@ class VAESpec(ModelSpec):
         network = config.network_settings()
         make_elbo(settings.elbo, VAEConfig(**network), settings.num_particles)
         check_likelihood(config.likelihood, config.binarize)
+        if config.tensorboard:
+            summary_writer_class()  # refused before any file is written
         data = load_images(
             config.dataset,
             binarize=config.binarize,
@@ -106,6 +109,7 @@ class VAESpec(ModelSpec):
             checkpoint_path=run_dir / CHECKPOINT,
             resume_from=record,
             on_epoch_end=lambda h: _epoch_done(h, run_dir),
+            tensorboard=run_dir / "tensorboard" if config.tensorboard else None,
             compile=settings.compile,
             **common_values(config, TrainSettings),
             **network,

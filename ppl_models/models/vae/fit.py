@@ -21,6 +21,7 @@ from ppl_models.device import resolve_device
 from ppl_models.errors import UsageError
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, write_summary
+from ppl_models.models.vae.board import EpochBoard
 from ppl_models.models.vae.config import VAERunConfig, default_likelihood
 from ppl_models.models.vae.criticize import criticize_vae, reconstruct, sample_images
 from ppl_models.models.vae.evaluate import MAX_ELEMENTS, evaluate_bounds
@@ -191,6 +192,7 @@ def fit_vae(
     checkpoint_path: Path | None = None,
     resume_from: dict[str, Any] | None = None,
     on_epoch_end: Callable[[History], None] | None = None,
+    tensorboard: Path | None = None,
     **config: Any,
 ) -> VAEFit:
     """Load ``dataset``, build a VAE and train it by amortized SVI.
@@ -211,6 +213,8 @@ def fit_vae(
         epochs, after the last one, and on Ctrl-C.
     :param resume_from: a checkpoint record to continue training from.
     :param on_epoch_end: called with the history after every epoch.
+    :param tensorboard: a folder to log each epoch to for TensorBoard (its ELBOs,
+        speed, samples and reconstructions; the ``tensorboard`` extra).
     :param config: :class:`VAEConfig` fields: ``latent_dim``, ``architecture``,
         ``hidden_dims``, ``activation``, ``prior``, ``mixture_components``,
         ``likelihood``, ``base_depth``.
@@ -251,15 +255,29 @@ def fit_vae(
         check_likelihood(vae_config.likelihood, data.binarize)
         pyro.set_rng_seed(seed)  # fixes the initial weights too
         vae = VAE(vae_config).to(device)
-        trained = train_vae(
-            vae,
-            data,
-            settings,
-            checkpoint_path=checkpoint_path,
-            resume_from=resume_from,
-            progress=progress,
-            on_epoch_end=on_epoch_end,
+        board = (
+            None if tensorboard is None else EpochBoard(tensorboard, vae, data, seed)
         )
+
+        def epoch_end(history: History) -> None:
+            if board is not None:
+                board(history)
+            if on_epoch_end is not None:
+                on_epoch_end(history)
+
+        try:
+            trained = train_vae(
+                vae,
+                data,
+                settings,
+                checkpoint_path=checkpoint_path,
+                resume_from=resume_from,
+                progress=progress,
+                on_epoch_end=epoch_end,
+            )
+        finally:
+            if board is not None:
+                board.close()
     run_config = VAERunConfig(
         dataset=data.name,
         train_images=train_images,
