@@ -59,3 +59,12 @@ def test_tensorboard_without_the_extra_is_refused_before_any_file(
     assert main([*SMALL, "--tensorboard", "--out", str(tmp_path / "run")]) == 2
     assert 'pip install "ppl_models[tensorboard]"' in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_without_the_option_nothing_is_logged(monkeypatch, tmp_path):
+    from ppl_models.models.vae import fit_vae
+
+    monkeypatch.chdir(tmp_path)
+    fit_vae("digits", epochs=1, latent_dim=2, hidden_dims=(16,), train_images=200,
+            test_images=32, device="cpu", progress=False)  # fmt: skip
+    assert not any(tmp_path.iterdir())
