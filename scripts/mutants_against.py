@@ -48,7 +48,8 @@ def run_mutant(scratch: Path, name: str, files: list[str]) -> str | None:
     """The first test that fails with mutant ``name`` on, or None."""
     env = {**os.environ, "MUTANT_UNDER_TEST": name, "OMP_NUM_THREADS": "1"}
     env.pop("PPL_MODELS_DATA", None)  # as mutmut's passes: MNIST left out
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:randomly"]
+    # -rfE: a test that errors (say in a fixture) kills the mutant too.
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:randomly"]
     command += ["-p", "no:cacheprovider", *files]
     out = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True)
     found = re.search(r"^(?:FAILED|ERROR) (\S+)", out.stdout, re.MULTILINE)
