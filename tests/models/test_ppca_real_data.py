@@ -136,3 +136,18 @@ def test_meanfield_is_too_narrow_against_nuts(against_nuts):
     # compare() gives the same numbers: aligned by sign, then in NUTS sds.
     w = meanfield.w.numpy() * np.sign(meanfield.w.numpy()[0, 0] * nuts_mean[0, 0])
     assert np.abs(w - nuts_mean).max() / nuts_sd.min() < 50
+
+
+def test_the_closed_form_without_a_mean_and_its_refusals():
+    x = torch.from_numpy(DATA["shifted"]).T  # (D, N), far from zero mean
+    lecture = closed_form(x, 2, 0.5, centre=False)
+    assert torch.equal(lecture.mean, torch.zeros(x.shape[0], 1))
+    second_moment = torch.linalg.eigvalsh(x @ x.T / x.shape[1]).flip(0)
+    assert torch.allclose(lecture.w.norm(dim=0) ** 2, second_moment[:2] - 0.25)
+    with pytest.raises(UsageError) as error:
+        closed_form(x[:2], 2)
+    assert str(error.value) == (
+        "latent_dim=2 must be below the data's 2 dimensions to learn the noise "
+        "scale; give --noise-scale"
+    )
+    assert closed_form(x[:3], 2).noise_scale_ml is not None
