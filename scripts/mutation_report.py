@@ -110,9 +110,9 @@ def save_pass(
         for name, code in file_codes.items()
         if code is not None
     }
-    passes = {**earlier.get("passes", {}), commit: codes}
+    passes = {**earlier.get("passes", {}), commit: pack(codes)}
     updated = {**earlier, "passes": passes}
-    path.write_text(json.dumps(updated, indent=0, sort_keys=True) + "\n")
+    path.write_text(json.dumps(updated, separators=(",", ":"), sort_keys=True) + "\n")
     return updated
 
 
@@ -137,12 +137,35 @@ def carried_codes(
             for name in results.get(path, {}):
                 if same(path, complete["commit"], name):
                     carried[name] = 1
-    for commit, codes in earlier.get("passes", {}).items():
-        for name, code in codes.items():
+    for commit, packed in earlier.get("passes", {}).items():
+        for name, code in unpack(packed).items():
             path = by_module.get(name.rsplit(".", 1)[0])
             if path is not None and same(path, commit, name):
                 carried[name] = code
     return carried
+
+
+def pack(codes: dict[str, int]) -> dict[str, dict[str, list[int]]]:
+    """Exit codes by mutant as ``{function: {code: [mutant numbers]}}``, a tenth of
+    the size of one entry per mutant name."""
+    packed: dict[str, dict[str, list[int]]] = {}
+    for name, code in sorted(codes.items()):
+        function, number = name.rsplit("__mutmut_", 1)
+        packed.setdefault(function, {}).setdefault(str(code), []).append(int(number))
+    for by_code in packed.values():
+        for numbers in by_code.values():
+            numbers.sort()
+    return packed
+
+
+def unpack(packed: dict[str, dict[str, list[int]]]) -> dict[str, int]:
+    """:func:`pack`'s inverse: exit code by mutant name."""
+    return {
+        f"{function}__mutmut_{number}": int(code)
+        for function, by_code in packed.items()
+        for code, numbers in by_code.items()
+        for number in numbers
+    }
 
 
 def function_of(mutant: str) -> str:
