@@ -137,6 +137,22 @@ def _kind(hint: Any, where: str) -> tuple[type, bool, bool]:
     return kind, optional, many
 
 
+def command_line(cls: type, values: Mapping[str, Any]) -> list[str]:
+    """The options that set ``values`` (setting name -> value) of config class
+    ``cls``: a flag for True, nothing for False, one word per item of a tuple.
+    """
+    flags = {s.name: s.flag for s in settings_of(cls)}
+    args: list[str] = []
+    for name, value in values.items():
+        if value is True:
+            args.append(flags[name])
+        elif isinstance(value, tuple):
+            args += [flags[name], *map(str, value)]
+        elif value is not False:
+            args += [flags[name], str(value)]
+    return args
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The recorded settings of ``config`` as JSON values: its ``asdict``, with
     paths as strings and tuples as lists. :func:`config_from_dict` inverts it.

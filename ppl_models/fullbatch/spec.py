@@ -38,7 +38,7 @@ from ppl_models.io.run_dir import CHECKPOINT, update_summary
 from ppl_models.plots import plot_ppc, save_figure
 from ppl_models.registry import ModelSpec, RunOptions, SmokeCase
 from ppl_models.seeding import caller_rng_kept
-from ppl_models.settings import read_run_config, settings_of, write_run_config
+from ppl_models.settings import command_line, read_run_config, write_run_config
 
 Data = tuple[torch.Tensor | None, ...]
 
@@ -152,9 +152,7 @@ class FullBatchSpec(ModelSpec):
 
     @classmethod
     def dims(cls, config: FullBatchConfig) -> dict[str, list[str]]:
-        """Names of each sample site's dimensions, for ArviZ (default: none, so
-        ArviZ numbers them).
-        """
+        """Each sample site's dimension names, for ArviZ (default: numbered)."""
         return {}
 
     @classmethod
@@ -266,19 +264,8 @@ class FullBatchSpec(ModelSpec):
 
     @classmethod
     def smoke_fit_args(cls) -> list[str]:
-        """``fit`` options for :attr:`smoke_settings` (a flag for True, one value
-        per item of a tuple, nothing for False).
-        """
-        flags = {s.name: s.flag for s in settings_of(cls.config_class)}
-        args = []
-        for name, value in cls.smoke_settings.items():
-            if value is True:
-                args.append(flags[name])
-            elif isinstance(value, tuple):
-                args += [flags[name], *map(str, value)]
-            elif value is not False:
-                args += [flags[name], str(value)]
-        return args
+        """``fit`` options for :attr:`smoke_settings`."""
+        return command_line(cls.config_class, cls.smoke_settings)
 
     @classmethod
     def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
