@@ -153,3 +153,18 @@ def count_host_reads() -> Iterator[list[str]]:
     finally:
         for name, original in originals.items():
             setattr(torch.Tensor, name, original)
+
+
+def block_imports(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    """Make importing any module named ``prefix...`` fail, as on a machine without
+    that optional extra."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def guarded(name, *args, **kwargs):
+        if name.startswith(prefix):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", guarded)

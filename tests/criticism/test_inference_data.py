@@ -17,6 +17,7 @@ from ppl_models import get_model, list_models
 from ppl_models.cli import main
 from ppl_models.errors import UsageError
 from ppl_models.models.ppca import fit_ppca
+from tests.conftest import block_imports
 
 arviz_base = pytest.importorskip(
     "arviz_base", reason='needs the arviz extra: pip install "ppl_models[arviz]"'
@@ -96,16 +97,7 @@ def test_a_posterior_predictive_plot_draws_from_the_export(tmp_path):
 
 
 def test_export_without_the_extra_says_how_to_install_it(monkeypatch, tmp_path):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_arviz(name, *args, **kwargs):
-        if name.startswith("arviz"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_arviz)
+    block_imports(monkeypatch, "arviz")
     with pytest.raises(UsageError, match=r'pip install "ppl_models\[arviz\]"'):
         ppl_models.models.ppca.fit_ppca(
             num_datapoints=20, steps=2, device="cpu", progress=False

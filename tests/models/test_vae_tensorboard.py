@@ -4,13 +4,12 @@ extra."""
 
 from __future__ import annotations
 
-import builtins
-
 import pytest
 import torch
 
 from ppl_models.cli import main
 from ppl_models.io.checkpoint import load_checkpoint
+from tests.conftest import block_imports
 
 SMALL = ["fit", "vae", "--dataset", "digits", "--epochs", "2", "--latent-dim", "2",
          "--hidden-dim", "16", "--train-images", "300", "--test-images", "64",
@@ -48,14 +47,7 @@ def test_tensorboard_logs_each_epoch_and_changes_nothing_else(capsys, tmp_path):
 def test_tensorboard_without_the_extra_is_refused_before_any_file(
     capsys, monkeypatch, tmp_path
 ):
-    real_import = builtins.__import__
-
-    def no_tensorboard(name, *args, **kwargs):
-        if name.startswith("torch.utils.tensorboard"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    block_imports(monkeypatch, "torch.utils.tensorboard")
     assert main([*SMALL, "--tensorboard", "--out", str(tmp_path / "run")]) == 2
     assert 'pip install "ppl_models[tensorboard]"' in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
