@@ -14,8 +14,11 @@ setup:
 demo: setup
 	$(PYTHON) -m ppl_models demo --out runs/demo
 
+# One worker per core (pytest-xdist), each file's tests on one worker so that its
+# module fixtures run once, and one torch thread per worker: the test models are
+# tiny, and two threads each would only contend for the cores.
 test: setup
-	$(PYTHON) -m pytest
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n auto --dist loadfile
 
 lint:
 	$(PYTHON) -m ruff check .

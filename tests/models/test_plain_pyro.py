@@ -77,26 +77,34 @@ USER_SCRIPT = textwrap.dedent(
 )
 
 
-def run_user_script(mode: str, tmp_path: Path) -> dict:
-    script = tmp_path / "user.py"
-    script.write_text(USER_SCRIPT)
+def start_user_script(script: Path, mode: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, str(script), mode],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=600,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def user_script_result(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_importing_the_zoo_and_running_its_fits_leaves_a_users_pyro_alone(
     tmp_path,
 ):
-    without = run_user_script("without-zoo", tmp_path)
-    with_zoo = run_user_script("with-zoo", tmp_path)
+    # Two processes side by side, one thread each: the same program with and
+    # without the zoo.
+    script = tmp_path / "user.py"
+    script.write_text(USER_SCRIPT)
+    runs = {
+        mode: start_user_script(script, mode) for mode in ("without-zoo", "with-zoo")
+    }
+    without, with_zoo = (user_script_result(runs[mode]) for mode in runs)
     # The same param store names, the same training to the last bit, the same
     # draws afterwards: settings, param store and random state all as they were.
     assert with_zoo["params"].keys() == without["params"].keys()
