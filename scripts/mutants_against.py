@@ -44,14 +44,25 @@ def scratch_tree() -> Path:
     return scratch
 
 
-def run_mutant(scratch: Path, name: str, files: list[str]) -> str | None:
-    """The first test that fails with mutant ``name`` on, or None."""
+def run_mutant(
+    scratch: Path, name: str, files: list[str], timeout: float = 600.0
+) -> str | None:
+    """The first test that fails with mutant ``name`` on, or None. A run past
+    ``timeout`` seconds counts as killed, as mutmut counts it (a mutant that makes
+    a loop endless).
+    """
     env = {**os.environ, "MUTANT_UNDER_TEST": name, "OMP_NUM_THREADS": "1"}
     env.pop("PPL_MODELS_DATA", None)  # as mutmut's passes: MNIST left out
     # -rfE: a test that errors (say in a fixture) kills the mutant too.
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:randomly"]
     command += ["-p", "no:cacheprovider", *files]
-    out = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True)
+    try:
+        out = subprocess.run(
+            command, cwd=scratch, env=env, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"(timed out after {timeout:.0f} s)"
     found = re.search(r"^(?:FAILED|ERROR) (\S+)", out.stdout, re.MULTILINE)
     return found.group(1) if found else None
 
@@ -71,12 +82,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", type=Path, help="a file of mutant names, one a line")
     parser.add_argument("files", nargs="+", help="test files, the likeliest first")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0,
+        help="seconds a mutant's run may take before it counts as killed",
+    )  # fmt: skip
     args = parser.parse_args()
     scratch = scratch_tree()
     verdicts = {}
     try:
         for name in args.names.read_text().split():
-            killer = run_mutant(scratch, name, args.files)
+            killer = run_mutant(scratch, name, args.files, args.timeout)
             verdicts[name] = 0 if killer is None else 1
             print(f"{name}: {'survived' if killer is None else 'killed by ' + killer}")
             record({name: verdicts[name]})
