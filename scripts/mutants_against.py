@@ -86,10 +86,18 @@ def main() -> None:
         "--timeout", type=float, default=600.0,
         help="seconds a mutant's run may take before it counts as killed",
     )  # fmt: skip
+    parser.add_argument(
+        "--files-pass", action="store_true",
+        help="skip the first run, with no mutant on (the files are known to pass)",
+    )  # fmt: skip
     args = parser.parse_args()
     scratch = scratch_tree()
     verdicts = {}
     try:
+        # A test that fails with no mutant on would kill every mutant falsely.
+        failing = None if args.files_pass else run_mutant(scratch, "", args.files)
+        if failing is not None:
+            sys.exit(f"{failing} fails with no mutant on: fix it or leave its file out")
         for name in args.names.read_text().split():
             killer = run_mutant(scratch, name, args.files, args.timeout)
             verdicts[name] = 0 if killer is None else 1

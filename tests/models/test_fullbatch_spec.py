@@ -17,7 +17,7 @@ class Kinds(FullBatchConfig):
     size: float = setting(1.0, "a number")
 
 
-class KindsSpec:
+class KindsSpec(FullBatchSpec):  # not registered: only its smoke options are used
     config_class = Kinds
     smoke_settings = {
         "verbose": True, "quiet": False, "widths": (8, 2), "size": 0.5, "steps": 3
@@ -25,5 +25,5 @@ class KindsSpec:
 
 
 def test_smoke_settings_become_the_options_that_set_them():
-    args = FullBatchSpec.smoke_fit_args.__func__(KindsSpec)
+    args = KindsSpec.smoke_fit_args()
     assert args == ["--verbose", "--width", "8", "2", "--size", "0.5", "--steps", "3"]
