@@ -30,11 +30,15 @@ class NonFiniteWatch:
         self._step = torch.full((), first_step - 1, dtype=torch.long, device=device)
         self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
         self._since_check = 0
+        self.last_grad_norm: torch.Tensor | None = None
 
     def observe(
         self, loss: torch.Tensor, grad_norm: torch.Tensor | None = None
     ) -> None:
-        """Record one step's loss (0-dim) and gradient norm (0-dim), on the device."""
+        """Record one step's loss (0-dim) and gradient norm (0-dim), on the device;
+        the norm is kept as :attr:`last_grad_norm` for the trainer's records.
+        """
+        self.last_grad_norm = grad_norm
         self._step += 1
         bad = ~torch.isfinite(loss)
         if grad_norm is not None:

@@ -87,6 +87,7 @@ def train_steps(
     progress: bool | None = None,
     per: Callable[..., int] | None = None,
     log_lines: int = 10,
+    grad_norms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Take SVI steps ``first_step`` .. ``steps`` (counted from 1 over a whole run,
     resumed parts included) on the arguments ``batch()`` gives for each step.
@@ -99,6 +100,8 @@ def train_steps(
         step's arguments (say the images in a batch: the loss per image).
     :param log_lines: where there is no terminal, log the loss about this many times
         over the call (0: never).
+    :param grad_norms: (steps - first_step + 1,) on the device, filled with each
+        step's total gradient norm, before any clipping.
     :returns: the loss before each step taken, (steps - first_step + 1,), on the
         objective's device.
     :raises NumericalError: at the first step whose loss or gradient was not finite,
@@ -142,6 +145,8 @@ def train_steps(
                     watch=watch,
                 )
                 losses[step - first_step] = loss
+                if grad_norms is not None:
+                    grad_norms[step - first_step] = watch.last_grad_norm
                 bar.update(loss, per=1 if per is None else per(*args))
                 if step < steps:  # the last step is checked before the last save
                     _stop_if_nonfinite(watch, objective, steps)
@@ -186,7 +191,7 @@ def train_epochs(
     epochs: int,
     steps_per_epoch: int,
     *,
-    end_epoch: Callable[[int, torch.Tensor, float], T],
+    end_epoch: Callable[[int, torch.Tensor, float, torch.Tensor], T],
     first_epoch: int = 0,
     save: Callable[[T], None] | None = None,
     after_epoch: Callable[[int], None] | None = None,
@@ -201,13 +206,14 @@ def train_epochs(
     yields, each epoch's steps through :func:`train_steps` (steps numbered over the
     whole run).
 
-    After each epoch, ``end_epoch(epoch, losses, seconds)`` gets its number, its
-    losses (steps_per_epoch,) on the device and its training seconds, and returns
-    the state to save (it may raise to stop training). ``save(state)`` writes it
-    every ``checkpoint_every`` epochs and after the last, then ``after_epoch(epoch)``
-    runs. On Ctrl-C, held to the end of the step under way, the last epoch's state
-    is saved if it was not yet, and KeyboardInterrupt is raised again: a run goes
-    on from epoch boundaries, where it continues exactly.
+    After each epoch, ``end_epoch(epoch, losses, seconds, grad_norms)`` gets its
+    number, its losses and gradient norms (steps_per_epoch,) on the device and its
+    training seconds, and returns the state to save (it may raise to stop
+    training). ``save(state)`` writes it every ``checkpoint_every`` epochs and after
+    the last, then ``after_epoch(epoch)`` runs. On Ctrl-C, held to the end of the
+    step under way, the last epoch's state is saved if it was not yet, and
+    KeyboardInterrupt is raised again: a run goes on from epoch boundaries, where it
+    continues exactly.
 
     :raises NumericalError: as :func:`train_steps` does; ``error.step`` is the step.
     :raises ResourceError: if the device runs out of memory.
@@ -217,6 +223,8 @@ def train_epochs(
         for epoch in range(first_epoch + 1, epochs + 1):
             start = time.perf_counter()
             epoch_batches = batches()
+            device = next(objective.parameters()).device
+            grad_norms = torch.empty(steps_per_epoch, device=device)
             losses = train_steps(
                 objective,
                 optimizer,
@@ -229,9 +237,11 @@ def train_epochs(
                 progress=progress,
                 per=per,
                 log_lines=0,
+                grad_norms=grad_norms,
             )
             losses.sum().item()  # waits for the device: the epoch's time is real
-            unsaved[:] = [end_epoch(epoch, losses, time.perf_counter() - start)]
+            seconds = time.perf_counter() - start
+            unsaved[:] = [end_epoch(epoch, losses, seconds, grad_norms)]
             if save is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
                 save(unsaved.pop())
             if after_epoch is not None:

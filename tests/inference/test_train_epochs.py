@@ -17,7 +17,7 @@ def run(epochs, *, first_epoch=0, checkpoint_every=1, batches=None, **hooks):
     objective, optimizer, x = ppca_objective()
     calls = []
 
-    def end_epoch(epoch, losses, seconds):
+    def end_epoch(epoch, losses, seconds, grad_norms):
         calls.append(("end", epoch, losses.clone(), seconds))
         return f"state after epoch {epoch}"
 
@@ -55,6 +55,32 @@ def test_each_epoch_ends_with_its_losses_then_a_scheduled_save_then_after_epoch(
     assert not torch.equal(ends[0][2], ends[1][2])
 
 
+@pytest.mark.parametrize("max_grad_norm", [None, 1e-3])
+def test_each_epoch_ends_with_each_steps_gradient_norm_before_any_clipping(
+    max_grad_norm,
+):
+    objective, optimizer, x = ppca_objective()
+    seen = []  # the gradient's norm when the optimizer steps: after any clipping
+
+    def before_step(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"]]
+        seen.append(torch.nn.utils.get_total_norm([g for g in grads if g is not None]))
+
+    optimizer.register_step_pre_hook(before_step)
+    recorded = []
+    train_epochs(objective, optimizer, lambda: iter([(x,)] * 3), 2, 3,
+                 end_epoch=lambda epoch, losses, seconds, grad_norms:
+                 recorded.append(grad_norms.clone()),
+                 max_grad_norm=max_grad_norm, progress=False)  # fmt: skip
+    recorded, seen = torch.cat(recorded), torch.stack(seen)
+    assert recorded.shape == (6,)
+    if max_grad_norm is None:
+        assert torch.allclose(recorded, seen)
+    else:
+        assert torch.allclose(seen, torch.full_like(seen, max_grad_norm), rtol=1e-3)
+        assert (recorded > 100 * max_grad_norm).all()
+
+
 def test_a_resumed_run_takes_only_the_epochs_left():
     calls = run(4, first_epoch=2)
     assert [c[:2] for c in calls if c[0] != "after"] == [
@@ -86,7 +112,7 @@ def test_ctrl_c_saves_the_last_epoch_not_yet_on_disk_and_stops(ctrl_c_raises):
     with pytest.raises(KeyboardInterrupt):
         train_epochs(
             objective, optimizer, lambda: iter([(x,)] * 3), 6, 3,
-            end_epoch=lambda epoch, losses, seconds: f"state after epoch {epoch}",
+            end_epoch=lambda epoch, *_: f"state after epoch {epoch}",
             save=calls.append, checkpoint_every=4, progress=False,
         )  # fmt: skip
     assert calls == ["state after epoch 2"]
@@ -99,7 +125,7 @@ def test_ctrl_c_after_a_saved_epoch_saves_nothing_again(ctrl_c_raises):
     with pytest.raises(KeyboardInterrupt):
         train_epochs(
             objective, optimizer, lambda: iter([(x,)] * 3), 6, 3,
-            end_epoch=lambda epoch, losses, seconds: f"state after epoch {epoch}",
+            end_epoch=lambda epoch, *_: f"state after epoch {epoch}",
             save=calls.append, checkpoint_every=1, progress=False,
         )  # fmt: skip
     assert calls == ["state after epoch 1"]
@@ -124,7 +150,7 @@ def test_each_epochs_bar_is_named_for_it_and_shows_the_loss_per_item(
     with caplog.at_level("INFO", logger="ppl_models"):
         train_epochs(
             objective, optimizer, lambda: iter([(x,), (x,)]), 2, 2,
-            end_epoch=lambda epoch, losses, seconds: None,
+            end_epoch=lambda epoch, *_: None,
             progress=True, per=lambda x: x.shape[1],
         )  # fmt: skip
     assert "epoch 2/2" in capsys.readouterr().err
@@ -133,7 +159,7 @@ def test_each_epochs_bar_is_named_for_it_and_shows_the_loss_per_item(
     with caplog.at_level("INFO", logger="ppl_models"):
         train_epochs(
             objective, optimizer, lambda: iter([(x,), (x,)]), 2, 2,
-            end_epoch=lambda epoch, losses, seconds: None, progress=None,
+            end_epoch=lambda epoch, *_: None, progress=None,
         )  # fmt: skip
     assert not [r for r in caplog.records if "loss" in r.getMessage()]
 
@@ -149,7 +175,7 @@ def test_by_default_every_epoch_is_saved_and_the_watch_is_read_every_100_steps()
 
         return iter(batch, None)
 
-    def end_epoch(epoch, losses, seconds):
+    def end_epoch(epoch, losses, seconds, grad_norms):
         return epoch
 
     train_epochs(objective, optimizer, lambda: iter([(x,)]), 3, 1,

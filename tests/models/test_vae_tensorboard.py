@@ -27,7 +27,7 @@ def test_tensorboard_logs_each_epoch_and_changes_nothing_else(capsys, tmp_path):
         str(tmp_path / "board" / "tensorboard"), size_guidance={"images": 0}
     )
     events.Reload()
-    scalars = {"elbo/train", "elbo/test", "speed/epoch_seconds"}
+    scalars = {"elbo/train", "elbo/test", "speed/epoch_seconds", "grad_norm/train"}
     assert scalars | {"speed/images_per_second"} == set(events.Tags()["scalars"])
     for tag in scalars:
         assert [e.step for e in events.Scalars(tag)] == [1, 2]
@@ -42,6 +42,10 @@ def test_tensorboard_logs_each_epoch_and_changes_nothing_else(capsys, tmp_path):
     )
     for name, value in plain["vae_state"].items():
         assert torch.equal(board["vae_state"][name], value), name
+    # The gradient norm logged is the epoch's mean that the run's history keeps.
+    logged = [e.value for e in events.Scalars("grad_norm/train")]
+    assert logged == pytest.approx(board["history"]["grad_norm"], rel=1e-6)
+    assert all(norm > 0 for norm in logged)
 
 
 def test_tensorboard_without_the_extra_is_refused_before_any_file(

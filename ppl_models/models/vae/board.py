@@ -64,6 +64,8 @@ class EpochBoard:
             "speed/epoch_seconds": history.train_seconds[-1],
             "speed/images_per_second": history.images_per_second,
         }
+        if len(history.grad_norm) == epoch:  # not for epochs of an older run
+            scalars["grad_norm/train"] = history.grad_norm[-1]
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, epoch)
         shape = self.data.image_shape

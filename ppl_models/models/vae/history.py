@@ -12,12 +12,16 @@ from ppl_models.plots import plot_loss_trace, save_figure
 
 @dataclass
 class History:
-    """Per-epoch numbers: ELBOs in nats per image, times in seconds."""
+    """Per-epoch numbers: ELBOs in nats per image, times in seconds, and the mean
+    over the epoch's steps of the gradient's total norm (before any clipping;
+    missing for epochs trained before it was recorded).
+    """
 
     train_elbo: list[float] = field(default_factory=list)
     test_elbo: list[float] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     train_images: int = 0
+    grad_norm: list[float] = field(default_factory=list)
 
     @property
     def epochs_done(self) -> int:

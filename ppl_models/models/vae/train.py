@@ -119,10 +119,13 @@ def train_vae(
             at_hand[:] = [x]
             yield (x,)
 
-    def end_epoch(epoch: int, losses: torch.Tensor, seconds: float) -> dict:
+    def end_epoch(
+        epoch: int, losses: torch.Tensor, seconds: float, grad_norms: torch.Tensor
+    ) -> dict:
         nonlocal evaluating
         evaluating = True
         history.train_elbo.append(-float(losses.sum()) / num_train)
+        history.grad_norm.append(float(grad_norms.mean()))
         history.train_seconds.append(seconds)
         history.train_images += num_train
         test_elbo = held_out_elbo(vae, data, settings.seed)
