@@ -103,21 +103,30 @@ def test_simulated_data_have_the_noise_scale_asked_for():
         assert smallest == pytest.approx(sigma**2, rel=0.1)
 
 
-def test_the_predictive_check_figure_is_titled_with_the_method(monkeypatch, tmp_path):
+def test_the_criticism_figures_are_titled_with_the_method(monkeypatch, tmp_path):
     from ppl_models.models.ppca import criticize as ppca_criticize
 
     titles = []
-    plot_ppc = ppca_criticize.plot_ppc
+    plot_ppc, plot_replay = ppca_criticize.plot_ppc, ppca_criticize.plot_replay_scatter
 
-    def spy(checks, title=None):
+    def ppc_spy(checks, title=None):
         titles.append(title)
         return plot_ppc(checks, title=title)
 
-    monkeypatch.setattr(ppca_criticize, "plot_ppc", spy)
+    def replay_spy(observed, generated, title=None):
+        titles.append((title, list(generated)))
+        return plot_replay(observed, generated, title=title)
+
+    monkeypatch.setattr(ppca_criticize, "plot_ppc", ppc_spy)
+    monkeypatch.setattr(ppca_criticize, "plot_replay_scatter", replay_spy)
     fit = fit_ppca(inference="meanfield", num_datapoints=50, steps=2, device="cpu",
                    progress=False)  # fmt: skip
     fit.criticize(tmp_path)
-    assert titles == ["PPCA, meanfield: posterior predictive checks"]
+    assert titles == [
+        ("PPCA, meanfield: observed vs replayed latents", ["replayed (meanfield)"]),
+        "PPCA, meanfield: posterior predictive checks",
+    ]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["ppc.png", "replay.png"]
 
 
 def test_the_specs_fit_without_a_config_takes_the_defaults(monkeypatch):

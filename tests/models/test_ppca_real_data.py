@@ -151,3 +151,5 @@ def test_the_closed_form_without_a_mean_and_its_refusals():
         "scale; give --noise-scale"
     )
     assert closed_form(x[:3], 2).noise_scale_ml is not None
+    # With every eigenvalue kept there is none to estimate sigma from: None, not NaN.
+    assert closed_form(x[:3], 3, noise_scale=0.5).noise_scale_ml is None
