@@ -120,6 +120,13 @@ def test_a_users_own_pyro_program_converts_with_200_draws_by_default():
     data = to_inference_data(
         model, guide, fit_args=(y,), predict_args=(), observed_site="y"
     )
+    for site in ("loc", "nope"):  # a latent site, and none at all
+        with pytest.raises(
+            UsageError, match=f"^the model observes no site named '{site}'$"
+        ):
+            to_inference_data(
+                model, guide, fit_args=(y,), predict_args=(), observed_site=site
+            )
     pyro.clear_param_store()
     assert data["posterior"]["loc"].shape == (1, 200)
     assert float(data["posterior"]["loc"].mean()) == pytest.approx(
