@@ -22,7 +22,10 @@ from pyro.infer.autoguide import AutoNormal
 import ppl_models
 from ppl_models import get_model, list_models
 from ppl_models.cli import main
-from ppl_models.criticism.inference_data import to_inference_data
+from ppl_models.criticism.inference_data import (
+    conditional_log_likelihood,
+    to_inference_data,
+)
 from ppl_models.errors import UsageError
 from ppl_models.models.ppca import fit_ppca
 from tests.conftest import block_imports
@@ -74,7 +77,7 @@ def test_export_writes_what_arviz_summarises_and_checks(name, capsys, tmp_path):
 def test_ppca_meanfield_log_likelihood_integrates_z_out():
     fit = fit_ppca(inference="meanfield", num_datapoints=200, steps=200,
                    device="cpu", progress=False)  # fmt: skip
-    data = fit.to_inference_data(num_samples=200)
+    data = fit.to_inference_data()  # 200 draws by default
     assert dict(data["posterior"]["w"].sizes) == {
         "chain": 1, "draw": 200, "feature": 2, "axis": 1
     }  # fmt: skip
@@ -134,6 +137,28 @@ def test_a_users_own_pyro_program_converts_with_200_draws_by_default():
     )
     assert data["posterior_predictive"]["y"].shape == (1, 200, 20)
     assert np.array_equal(data["observed_data"]["y"].values, y.numpy())
+
+
+def test_a_fit_refuses_a_number_of_draws_below_one():
+    fit = fit_ppca(num_datapoints=20, steps=2, device="cpu", progress=False)
+    with pytest.raises(
+        UsageError, match="^num_samples must be a positive integer, got 0$"
+    ):
+        fit.to_inference_data(num_samples=0)
+
+
+def test_conditional_log_likelihood_sums_each_points_own_dimensions():
+    def model(x=None):
+        loc = pyro.sample("loc", dist.Normal(torch.zeros(3), 1.0).to_event(1))
+        with pyro.plate("point", 4, dim=-2), pyro.plate("feature", 3, dim=-1):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    x, loc = torch.randn(4, 3), torch.tensor([0.5, -1.0, 2.0])
+    pointwise = conditional_log_likelihood(model, (x,), "x", "point")
+    expected = dist.Normal(loc, 1.0).log_prob(x).sum(-1)  # (4,): one per point
+    assert torch.allclose(pointwise({"loc": loc}), expected)
+    with pytest.raises(UsageError, match="^site 'x' is in no plate named 'data'$"):
+        conditional_log_likelihood(model, (x,), "x", "data")({"loc": loc})
 
 
 def test_export_without_the_extra_says_how_to_install_it(monkeypatch, tmp_path):
