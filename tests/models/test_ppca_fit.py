@@ -135,3 +135,57 @@ def test_the_specs_fit_without_a_config_takes_the_defaults(monkeypatch):
     monkeypatch.setattr(spec_module, "train", lambda spec, config, device, **o: config)
     expected = PPCASpec.resolve_config(PPCARunConfig())
     assert PPCASpec.fit(device="cpu") == expected
+
+
+@pytest.mark.parametrize("inference", ["meanfield", "map"])
+def test_against_nuts_holds_the_fit_against_the_draws(inference, monkeypatch, tmp_path):
+    # NUTS itself is checked in test_ppca_real_data.py; here a stand-in posterior
+    # (draws about the fit's w, sd 0.1) checks what the criticism makes of it.
+    from ppl_models.models.ppca import criticize as ppca_criticize
+    from ppl_models.models.ppca import nuts
+
+    fit = fit_ppca(inference=inference, num_datapoints=50, steps=100, device="cpu",
+                   progress=False)  # fmt: skip
+    fit.config.against_nuts = True
+    fit.config.nuts_samples, fit.config.nuts_warmup = 400, 7
+    sampled, plotted = [], []
+
+    def sample_w(x, model, reference, *, num_samples, warmup_steps):
+        sampled.append((x, model, reference, num_samples, warmup_steps))
+        noise = torch.randn(num_samples, *reference.shape, generator=torch.Generator())
+        assert reference.norm() > 1.0  # far from 0: no draw is aligned by a flip
+        return nuts.NutsPosterior(reference.detach() + 0.1 * noise, 1.01, 300.0)
+
+    def plot_spy(draws, names, **options):
+        plotted.append((draws, names, options))
+        return plot_against_draws(draws, names, **options)
+
+    plot_against_draws = ppca_criticize.plot_against_draws
+    monkeypatch.setattr(nuts, "sample_w", sample_w)
+    monkeypatch.setattr(ppca_criticize, "plot_against_draws", plot_spy)
+    numbers = fit.criticize(tmp_path)["vs_nuts"]
+    [(x, model, reference, num_samples, warmup_steps)] = sampled
+    assert x is fit.x and model is fit.model and torch.equal(reference, fit.w)
+    assert (num_samples, warmup_steps) == (400, 7)
+    assert (tmp_path / "vs_nuts.png").stat().st_size > 0
+    assert numbers["nuts_samples"] == 400 and numbers["nuts_r_hat_max"] == 1.01
+    assert numbers["median_abs_mean_diff_in_sds"] < 0.2  # the draws sit about w
+    [(draws, names, options)] = plotted
+    assert draws.shape == (400, 2) and names == ["$w_{11}$", "$w_{21}$"]
+    assert options["title"] == f"PPCA, {inference}: w against NUTS (z integrated out)"
+    assert options["draws_label"] == "NUTS draws"
+    closed = options["points"]["closed form (ML)"]
+    assert torch.allclose(closed.abs(), fit.w_closed_form.flatten().abs())
+    if inference == "meanfield":  # a distribution: its sds against NUTS's
+        assert numbers["median_sd_ratio"] == pytest.approx(
+            float((fit.w_scale / 0.1).flatten().quantile(0.5)), rel=0.1
+        )
+        mean, sd = options["normals"]["mean-field q"]
+        assert torch.equal(mean, fit.w.flatten()) and torch.equal(
+            sd, fit.w_scale.flatten()
+        )
+        assert list(options["points"]) == ["closed form (ML)"]
+    else:  # a point
+        assert "sd_ratio" not in numbers and not options["normals"]
+        assert list(options["points"]) == ["map point", "closed form (ML)"]
+        assert torch.equal(options["points"]["map point"], fit.w.flatten())
