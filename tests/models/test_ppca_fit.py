@@ -189,3 +189,31 @@ def test_against_nuts_holds_the_fit_against_the_draws(inference, monkeypatch, tm
         assert "sd_ratio" not in numbers and not options["normals"]
         assert list(options["points"]) == ["map point", "closed form (ML)"]
         assert torch.equal(options["points"]["map point"], fit.w.flatten())
+
+
+LOSS_NOTE = "the loss at each step: it should fall, then level off"
+PPC_NOTE = (
+    "each test statistic of the data (red) among the same statistic of replicated "
+    "data sets; p near 0 or 1 flags a misfit"
+)
+REPLAY_NOTE = (
+    "the data beside data generated from the fitted w{}: the two clouds should overlap"
+)
+NUTS_NOTE = "the fit's w against NUTS draws of its posterior, with the closed form"
+MAP_PPC_NOTE = (
+    "; joint MAP sits near p = 1 on the variance along the axis: its codes z absorb "
+    "the noise, and replicates add it again"
+)
+
+
+@pytest.mark.parametrize("inference", ["map", "collapsed", "meanfield"])
+def test_the_demo_says_what_each_figure_shows(inference):
+    notes = PPCASpec.figure_notes(PPCARunConfig(inference=inference))
+    assert notes == {
+        "loss.png": LOSS_NOTE,
+        "ppc.png": PPC_NOTE + (MAP_PPC_NOTE if inference == "map" else ""),
+        "replay.png": REPLAY_NOTE.format(
+            ", z integrated out" if inference == "collapsed" else " and z"
+        ),
+        "vs_nuts.png": NUTS_NOTE,
+    }  # fmt: skip
