@@ -171,3 +171,32 @@ def test_export_without_the_extra_says_how_to_install_it(monkeypatch, tmp_path):
 
 
 assert importlib.util.find_spec("h5netcdf"), "the arviz extra includes h5netcdf"
+
+
+def test_a_vae_export_draws_codes_and_images_for_its_first_test_images():
+    from ppl_models.models.vae import fit_vae
+
+    fit = fit_vae("digits", epochs=1, latent_dim=2, hidden_dims=(16,),
+                  train_images=200, test_images=250, device="cpu",
+                  progress=False)  # fmt: skip
+    data = fit.to_inference_data()  # 100 draws of the first 200 test images
+    assert dict(data["posterior"]["z"].sizes) == {
+        "chain": 1, "draw": 100, "image": 200, "latent": 2
+    }  # fmt: skip
+    assert dict(data["posterior_predictive"]["x"].sizes) == {
+        "chain": 1, "draw": 100, "image": 200, "pixel": 64
+    }  # fmt: skip
+    assert np.array_equal(
+        data["observed_data"]["x"].values, fit.data.test[:200].numpy()
+    )
+    # Binary replicates, drawn from the run's seed: the same again.
+    replicated = data["posterior_predictive"]["x"].values
+    assert set(np.unique(replicated)) <= {0.0, 1.0}
+    again = fit.to_inference_data()
+    assert np.array_equal(again["posterior_predictive"]["x"].values, replicated)
+    assert np.array_equal(again["posterior"]["z"].values, data["posterior"]["z"].values)
+    for name in ("num_samples", "num_images"):
+        with pytest.raises(
+            UsageError, match=f"^{name} must be a positive integer, got 0$"
+        ):
+            fit.to_inference_data(**{name: 0})
