@@ -178,6 +178,14 @@ def compiler_calls(monkeypatch):
     return calls
 
 
+def test_a_fit_asked_to_compile_compiles_its_objective(compiler_calls):
+    kwargs = dict(num_datapoints=50, steps=3, device="cpu", progress=False)
+    fit_ppca(**kwargs)
+    assert compiler_calls == []
+    assert fit_ppca(compile="default", **kwargs).compile == "default"
+    assert len(compiler_calls) == 1
+
+
 def test_the_graph_is_compiled_once_for_static_shapes_with_the_modes_options(
     tiny, compiler_calls
 ):

@@ -217,3 +217,13 @@ def test_the_demo_says_what_each_figure_shows(inference):
         ),
         "vs_nuts.png": NUTS_NOTE,
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("mean", ["auto", "learned", "zero"])
+def test_a_users_data_is_fitted_with_the_mean_asked_for(mean):
+    # "auto" learns a mean on the user's data (the lecture's zero mean is for its
+    # simulated data); "zero" keeps the lecture's model on them.
+    x = torch.randn(100, 2) + 5.0
+    fit = fit_ppca(x, mean=mean, steps=2, device="cpu", progress=False)
+    assert fit.config.mean == ("learned" if mean == "auto" else mean)
+    assert bool(fit.mu.abs().max() > 1.0) == (mean != "zero")
