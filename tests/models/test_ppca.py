@@ -448,3 +448,17 @@ def test_each_site_sits_in_the_named_plates_of_its_math():
         "z": {("latent_dims", 2, -2), ("data", 5, -1)},
         "x": {("data_dims", 3, -2), ("data", 5, -1)},
     }
+
+
+def test_the_model_is_the_lectures_by_default():
+    # Known noise 0.5, prior scale 2 on w, no mean and z sampled: the lecture's.
+    model = PPCA(3, 1)
+    assert not (model.learns_mean or model.learns_noise or model.collapsed)
+    assert (float(model.noise_scale), float(model.prior_w_scale)) == (0.5, 2.0)
+    assert torch.equal(model.mu, torch.zeros(3, 1))
+    assert sorted(model.state_dict()) == ["noise_scale", "one", "prior_w_scale", "zero"]
+    learned = PPCA(3, 1, None, learn_mean=True)
+    assert learned.learns_mean and learned.learns_noise
+    assert sorted(learned.state_dict()) == [
+        "mu_unconstrained", "noise_scale_unconstrained", "one", "prior_w_scale", "zero"
+    ]  # fmt: skip
