@@ -3,6 +3,7 @@ seconds it took, and where its tensors live after a resume."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -227,3 +228,15 @@ def test_a_users_data_is_fitted_with_the_mean_asked_for(mean):
     fit = fit_ppca(x, mean=mean, steps=2, device="cpu", progress=False)
     assert fit.config.mean == ("learned" if mean == "auto" else mean)
     assert bool(fit.mu.abs().max() > 1.0) == (mean != "zero")
+
+
+def test_a_fit_without_progress_is_silent(caplog):
+    # Without a terminal, progress=None logs the loss now and then; False, nothing.
+    for progress, logs in ((None, True), (False, False)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            fit_ppca(num_datapoints=50, steps=20, device="cpu", progress=progress)
+        lines = [r.getMessage() for r in caplog.records]
+        assert (
+            any(line.startswith("ppca map: step 20/20") for line in lines) == logs
+        )
