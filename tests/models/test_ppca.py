@@ -457,6 +457,12 @@ def test_the_model_is_the_lectures_by_default():
     assert (float(model.noise_scale), float(model.prior_w_scale)) == (0.5, 2.0)
     assert torch.equal(model.mu, torch.zeros(3, 1))
     assert sorted(model.state_dict()) == ["noise_scale", "one", "prior_w_scale", "zero"]
+    message = (
+        "^latent_dim=3 must be below the data's 3 dimensions to learn the noise "
+        "scale; give a noise scale$"
+    )
+    with pytest.raises(UsageError, match=message):
+        PPCA(3, 3, None)
     learned = PPCA(3, 1, None, learn_mean=True)
     assert learned.learns_mean and learned.learns_noise
     assert sorted(learned.state_dict()) == [

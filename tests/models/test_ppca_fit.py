@@ -237,6 +237,4 @@ def test_a_fit_without_progress_is_silent(caplog):
         with caplog.at_level(logging.INFO):
             fit_ppca(num_datapoints=50, steps=20, device="cpu", progress=progress)
         lines = [r.getMessage() for r in caplog.records]
-        assert (
-            any(line.startswith("ppca map: step 20/20") for line in lines) == logs
-        )
+        assert any(line.startswith("ppca map: step 20/20") for line in lines) == logs
