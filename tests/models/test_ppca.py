@@ -468,3 +468,17 @@ def test_the_model_is_the_lectures_by_default():
     assert sorted(learned.state_dict()) == [
         "mu_unconstrained", "noise_scale_unconstrained", "one", "prior_w_scale", "zero"
     ]  # fmt: skip
+
+
+def test_a_learned_mean_and_noise_start_at_0_and_1_then_from_the_data():
+    model = PPCA(2, 1, None, learn_mean=True)
+    assert torch.equal(model.mu, torch.zeros(2, 1))
+    assert model.noise_scale.item() == pytest.approx(1.0)
+    x = torch.tensor([[1.0, 3.0], [2.0, 6.0]])  # (D, N): mean (2, 4)
+    model.start_from(x)
+    assert torch.allclose(model.mu, torch.tensor([[2.0], [4.0]]))
+    # all variance as noise: deviations 1, 1, 2, 2, so a root mean square of 2.5
+    assert model.noise_scale.item() == pytest.approx(2.5**0.5)
+    fixed = PPCA(2, 1)  # nothing learned: nothing moves
+    fixed.start_from(x)
+    assert torch.equal(fixed.mu, torch.zeros(2, 1)) and float(fixed.noise_scale) == 0.5
