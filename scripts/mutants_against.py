@@ -125,9 +125,13 @@ class Runner:
                     "-p",
                     "no:cacheprovider",
                 ]
-                importlib.import_module("pytest").main(
+                code = importlib.import_module("pytest").main(
                     [*pytest_args, *files], plugins=[first]
                 )
+                # Passed (0) or nothing to run (5); otherwise a failure that no
+                # test reports, say a conftest that no longer imports (4).
+                if first.nodeid is None and code not in (0, 5):
+                    first.nodeid = f"(pytest exit code {int(code)})"
             finally:
                 os.write(write, (first.nodeid or "").encode())
                 os._exit(0)
