@@ -82,6 +82,9 @@ def test_ppca_meanfield_log_likelihood_integrates_z_out():
         "chain": 1, "draw": 200, "feature": 2, "axis": 1
     }  # fmt: skip
     assert "w_unconstrained" not in data["posterior"]  # AutoNormal's helper site
+    assert dict(data["posterior_predictive"]["x"].sizes) == {
+        "chain": 1, "draw": 200, "feature": 2, "point": 200
+    }  # fmt: skip
     w = torch.from_numpy(data["posterior"]["w"].values[0, 3])
     marginal = dist.LowRankMultivariateNormal(torch.zeros(2), w, torch.full((2,), 0.25))
     expected = marginal.log_prob(fit.x.T).numpy()
