@@ -82,6 +82,9 @@ def test_ppca_meanfield_log_likelihood_integrates_z_out():
         "chain": 1, "draw": 200, "feature": 2, "axis": 1
     }  # fmt: skip
     assert "w_unconstrained" not in data["posterior"]  # AutoNormal's helper site
+    assert dict(data["posterior"]["z"].sizes) == {
+        "chain": 1, "draw": 200, "axis": 1, "point": 200
+    }  # fmt: skip
     assert dict(data["posterior_predictive"]["x"].sizes) == {
         "chain": 1, "draw": 200, "feature": 2, "point": 200
     }  # fmt: skip
