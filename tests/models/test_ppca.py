@@ -482,3 +482,11 @@ def test_a_learned_mean_and_noise_start_at_0_and_1_then_from_the_data():
     fixed = PPCA(2, 1)  # nothing learned: nothing moves
     fixed.start_from(x)
     assert torch.equal(fixed.mu, torch.zeros(2, 1)) and float(fixed.noise_scale) == 0.5
+
+
+def test_closed_form_w_is_about_zero_as_the_lectures_model_has_no_mean():
+    # Points at (3, 0) and (5, 0): a second moment of 17 along x1 (a variance of 1
+    # about their mean), so with sigma = 1 the axis has length sqrt(17 - 1) = 4.
+    x = torch.tensor([[3.0, 5.0], [0.0, 0.0]])
+    w = closed_form_w(x, latent_dim=1, noise_scale=1.0)
+    assert w.abs().flatten().tolist() == pytest.approx([4.0, 0.0])
