@@ -219,11 +219,11 @@ def train_epochs(
     :raises ResourceError: if the device runs out of memory.
     """
     unsaved: list[T] = []  # the last epoch's state while it is not on disk
+    device = next(objective.parameters()).device
     try:
         for epoch in range(first_epoch + 1, epochs + 1):
             start = time.perf_counter()
             epoch_batches = batches()
-            device = next(objective.parameters()).device
             grad_norms = torch.empty(steps_per_epoch, device=device)
             losses = train_steps(
                 objective,

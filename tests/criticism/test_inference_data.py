@@ -37,6 +37,11 @@ arviz_stats = pytest.importorskip("arviz_stats", reason="needs the arviz extra")
 xarray = pytest.importorskip("xarray", reason="needs the arviz extra")
 
 
+def sizes(data, group: str, site: str) -> dict[str, int]:
+    """The named dimensions of ``site`` in ``group``, with their sizes."""
+    return dict(data[group][site].sizes)
+
+
 def arviz_plots_or_skip():
     """ArviZ's plots, imported as the README tells a user with matplotlib 3.11."""
     # arviz-plots 0.8.0 reads matplotlib.style.core at import, a module matplotlib
@@ -78,14 +83,14 @@ def test_ppca_meanfield_log_likelihood_integrates_z_out():
     fit = fit_ppca(inference="meanfield", num_datapoints=200, steps=200,
                    device="cpu", progress=False)  # fmt: skip
     data = fit.to_inference_data()  # 200 draws by default
-    assert dict(data["posterior"]["w"].sizes) == {
+    assert sizes(data, "posterior", "w") == {
         "chain": 1, "draw": 200, "feature": 2, "axis": 1
     }  # fmt: skip
     assert "w_unconstrained" not in data["posterior"]  # AutoNormal's helper site
-    assert dict(data["posterior"]["z"].sizes) == {
+    assert sizes(data, "posterior", "z") == {
         "chain": 1, "draw": 200, "axis": 1, "point": 200
     }  # fmt: skip
-    assert dict(data["posterior_predictive"]["x"].sizes) == {
+    assert sizes(data, "posterior_predictive", "x") == {
         "chain": 1, "draw": 200, "feature": 2, "point": 200
     }  # fmt: skip
     w = torch.from_numpy(data["posterior"]["w"].values[0, 3])
@@ -108,7 +113,7 @@ def test_a_point_estimate_has_no_log_likelihood_to_leave_out():
                    device="cpu", progress=False)  # fmt: skip
     data = fit.to_inference_data(num_samples=10)
     assert "log_likelihood" not in data.children
-    assert dict(data["posterior_predictive"]["x"].sizes) == {
+    assert sizes(data, "posterior_predictive", "x") == {
         "chain": 1, "draw": 10, "point": 100, "feature": 2
     }  # fmt: skip
 
@@ -186,10 +191,10 @@ def test_a_vae_export_draws_codes_and_images_for_its_first_test_images():
                   train_images=200, test_images=250, device="cpu",
                   progress=False)  # fmt: skip
     data = fit.to_inference_data()  # 100 draws of the first 200 test images
-    assert dict(data["posterior"]["z"].sizes) == {
+    assert sizes(data, "posterior", "z") == {
         "chain": 1, "draw": 100, "image": 200, "latent": 2
     }  # fmt: skip
-    assert dict(data["posterior_predictive"]["x"].sizes) == {
+    assert sizes(data, "posterior_predictive", "x") == {
         "chain": 1, "draw": 100, "image": 200, "pixel": 64
     }  # fmt: skip
     assert np.array_equal(
