@@ -29,7 +29,16 @@ from typing import Any, TypeVar
 
 from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.run_dir import CONFIG, read_config, write_config
-from ppl_models.validation import MAX_SEED, check_seed
+from ppl_models.validation import (
+    MAX_INT,
+    MAX_SEED,
+    check_choice,
+    check_float_at_least,
+    check_int_range,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 
 C = TypeVar("C")
 
@@ -49,6 +58,8 @@ def setting(
     metavar: str | None = None,
     parse: Callable[[str], Any] | None = None,
     before: Any = MISSING,
+    low: float | None = None,
+    high: float | None = None,
 ) -> Any:
     """A dataclass field declaring one setting.
 
@@ -66,6 +77,10 @@ def setting(
         :class:`UsageError` with the message to show (default: the field's type).
     :param before: the value of a run whose ``config.json`` was written before the
         setting existed (by default such a run is refused).
+    :param low: the least value of a number (default: 1 for an integer, above 0
+        for a float: counts and scales).
+    :param high: the greatest value of an integer (default:
+        :data:`~ppl_models.validation.MAX_INT`).
     """
     about = {
         "help": help,
@@ -76,6 +91,8 @@ def setting(
         "metavar": metavar,
         "parse": parse,
         "before": before,
+        "low": low,
+        "high": high,
     }
     return dataclasses.field(default=default, metadata={_KEY: about})
 
@@ -102,6 +119,45 @@ class Setting:
     parse: Callable[[str], Any] | None
     #: what a ``config.json`` that lacks it means (MISSING: it is refused)
     before: Any = MISSING
+    #: the least value of a number (None: 1 for an int, above 0 for a float)
+    low: float | None = None
+    #: the greatest value of an int (None: ``MAX_INT``)
+    high: float | None = None
+
+    def check(self, value: Any) -> Any:
+        """``value`` if this setting can take it, else a :class:`UsageError` that
+        names the setting, says what it may be and quotes ``value``."""
+        if value is None and self.optional:
+            return value
+        if self.many:
+            if not isinstance(value, tuple | list) or not value:
+                raise UsageError(
+                    f"{self.name} must be one or more {self.type.__name__} values, "
+                    f"got {value!r}"
+                )
+            return tuple(self._check_one(item) for item in value)
+        return self._check_one(value)
+
+    def _check_one(self, value: Any) -> Any:
+        if self.type is int:
+            low = 1 if self.low is None else int(self.low)
+            high = MAX_INT if self.high is None else int(self.high)
+            if (low, high) == (1, MAX_INT):
+                return check_positive_int(self.name, value)
+            return check_int_range(self.name, value, low, high)
+        if self.type is float:
+            if self.low is None:
+                return check_positive_float(self.name, value)
+            return check_float_at_least(self.name, value, self.low)
+        if self.type is Path and isinstance(value, str):
+            value = Path(value)
+        if not isinstance(value, self.type):
+            raise UsageError(
+                f"{self.name} must be a {self.type.__name__}, got {value!r}"
+            )
+        if self.choices is not None:
+            check_choice(self.name, value, self.choices)
+        return value
 
 
 def settings_of(cls: type) -> list[Setting]:
@@ -122,6 +178,18 @@ def settings_of(cls: type) -> list[Setting]:
             Setting(field.name, kind, optional, many, field.default, flag=flag, **about)
         )
     return found
+
+
+def check_settings(config: Any) -> None:
+    """Check every setting of the dataclass ``config`` against its declaration
+    (type, choices, range): a config's ``__post_init__`` calls it, so a config from
+    the command line, from ``config.json`` or from Python is checked alike.
+
+    :raises UsageError: naming the first setting that is out of bounds.
+    """
+    for s in settings_of(type(config)):
+        if getattr(config, s.name) is not MISSING:
+            s.check(getattr(config, s.name))
 
 
 def _kind(hint: Any, where: str) -> tuple[type, bool, bool]:
@@ -216,7 +284,11 @@ def _from_json(s: Setting, value: Any, source: Any) -> Any:
     ):
         raise CheckpointError(f"{source}: {s.name} cannot be {value!r}")
     items = [s.type(item) if s.type in (Path, float) else item for item in items]
-    return tuple(items) if s.many else items[0]
+    value = tuple(items) if s.many else items[0]
+    try:
+        return s.check(value)
+    except UsageError as error:
+        raise CheckpointError(f"{source}: {error}") from None
 
 
 def _is_a(kind: type, value: Any) -> bool:
@@ -280,7 +352,11 @@ def write_run_config(run_dir: str | Path, model: str, config: Any) -> None:
 def seed_setting() -> Any:
     """The ``seed`` setting every model's config has."""
     return setting(
-        0, f"seeds the data, the fit and its checks (0 to {MAX_SEED})", parse=parse_seed
+        0,
+        f"seeds the data, the fit and its checks (0 to {MAX_SEED})",
+        parse=parse_seed,
+        low=0,
+        high=MAX_SEED,
     )
 
 

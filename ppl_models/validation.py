@@ -10,12 +10,41 @@ import torch
 
 from ppl_models.errors import DataError, UsageError
 
+#: the largest count a setting may have: torch indexes with 64-bit integers, and no
+#: size, step count or sample count of this zoo comes near 2**31 in practice
+MAX_INT = 2**31 - 1
+
 
 def check_positive_int(name: str, value: int) -> int:
-    """Return ``value`` if it is an integer >= 1, else raise a :class:`UsageError`."""
+    """Return ``value`` if it is an integer from 1 to :data:`MAX_INT`, else raise a
+    :class:`UsageError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"{name} must be a positive integer, got {value!r}")
+    if value > MAX_INT:
+        raise UsageError(f"{name} must be at most {MAX_INT}, got {value!r}")
     return value
+
+
+def check_int_range(name: str, value: int, low: int, high: int) -> int:
+    """Return ``value`` if it is an integer from ``low`` to ``high``, else raise a
+    :class:`UsageError` saying so."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not low <= value <= high
+    ):
+        raise UsageError(
+            f"{name} must be an integer from {low} to {high}, got {value!r}"
+        )
+    return value
+
+
+def check_float_at_least(name: str, value: float, low: float) -> float:
+    """Return ``value`` as a float if it is finite and >= ``low``, else raise."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not (low <= float(value) < math.inf):
+        raise UsageError(f"{name} must be a finite number >= {low:g}, got {value!r}")
+    return float(value)
 
 
 def check_positive_float(name: str, value: float) -> float:

@@ -36,8 +36,8 @@ def _how(setting: Setting) -> dict[str, Any]:
     if setting.type is bool:
         if setting.default is not False or setting.many:
             raise TypeError(f"{setting.name}: a flag's default must be False")
-        return {"action": "store_true"}
-    how: dict[str, Any] = {"type": _parser(setting)}
+        return {"action": _GivenFlag, "nargs": 0, "default": False}
+    how: dict[str, Any] = {"type": _parser(setting), "action": _Given}
     if setting.default is MISSING:
         how["required"] = True
     else:
@@ -53,18 +53,51 @@ def _how(setting: Setting) -> dict[str, Any]:
     return how
 
 
-def _parser(setting: Setting) -> Callable[[str], Any] | None:
-    if setting.parse is None:
-        # Text needs no conversion; argparse names int and float in its errors.
-        return None if setting.type is str else setting.type
-    parse = setting.parse
+#: the namespace attribute listing the settings given on the command line
+GIVEN = "given_settings"
+
+
+class _Given(argparse.Action):
+    """Stores the value and notes that the option was given, not defaulted: a
+    resumed run must know which of its settings the user asked to change."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, GIVEN, getattr(namespace, GIVEN, set()) | {self.dest})
+
+
+class _GivenFlag(_Given):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, True, option_string)
+
+
+def given_settings(args: argparse.Namespace) -> set[str]:
+    """The names of the settings whose options were on the command line."""
+    return set(getattr(args, GIVEN, set()))
+
+
+def _parser(setting: Setting) -> Callable[[str], Any]:
+    convert = setting.parse
+    if convert is None:
+        # int("1.5") and float("x") fail with argparse naming the type; a value of
+        # the right type is then checked against the setting's range.
+        kind = setting.type
+
+        def convert(text: str) -> Any:
+            if kind is str:
+                return text  # argparse checks the choices, naming them
+            value = kind(text)
+            # argparse converts each word of a tuple setting on its own
+            return setting.check((value,))[0] if setting.many else setting.check(value)
 
     def parse_option(text: str) -> Any:
         try:
-            return parse(text)
+            return convert(text)
         except UsageError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
+    # argparse names the type in "invalid int value: 'x'"
+    parse_option.__name__ = setting.type.__name__
     return parse_option
 
 

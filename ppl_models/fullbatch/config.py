@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ppl_models.settings import seed_setting, setting
+from ppl_models.settings import check_settings, seed_setting, setting
 
 
 @dataclass
@@ -32,3 +32,7 @@ class FullBatchConfig:
     lr: float = setting(0.05, "Adam's learning rate")
     ppc_samples: int = setting(200, "replicated data sets for the predictive checks")
     seed: int = seed_setting()
+
+    def __post_init__(self) -> None:
+        # Every setting within its declared range, however the config was made.
+        check_settings(self)

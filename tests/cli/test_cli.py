@@ -232,8 +232,9 @@ def test_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path):
 
 def test_debug_flag_shows_the_traceback(capsys, tmp_path):
     status, _, err = run_cli(
-        capsys, "--debug", "fit", "ppca", "--steps", "0", "--out", str(tmp_path / "o")
-    )
+        capsys, "--debug", "fit", "ppca", "--data", str(tmp_path / "absent.npy"),
+        "--out", str(tmp_path / "o"),
+    )  # fmt: skip
     assert status == 2
     assert "Traceback" in err
 
@@ -258,7 +259,8 @@ def test_module_entry_point_runs_in_a_fresh_process(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == "ppl-models: error: steps must be a positive integer, got 0"
+        == "ppl-models fit ppca: error: argument --steps: steps must be a positive "
+        "integer, got 0"
     )
 
 

@@ -53,14 +53,16 @@ def test_fit_evaluate_criticize(capsys, tmp_path):
     assert summary["iwae_images"] == 100
     # A number of images the test set cannot give is refused, and nothing recorded.
     before = (out / "summary.json").read_text()
+    option = "ppl-models evaluate: error: argument --iwae-images: "
     for images, message in [
-        ("0", "iwae_images must be a positive integer, got 0"),
-        ("-5", "iwae_images must be a positive integer, got -5"),
-        ("1000000", "iwae_images=1000000, but the test set has 297 images"),
-    ]:
+        ("0", option + "iwae_images must be a positive integer, got 0"),
+        ("-5", option + "iwae_images must be a positive integer, got -5"),
+        ("1000000", "ppl-models: error: iwae_images=1000000, but the test set has "
+         "297 images"),
+    ]:  # fmt: skip
         status, _, err = run_cli(capsys, "evaluate", out, "--iwae-images", images,
                                  "--device", "cpu")  # fmt: skip
-        assert status == 2 and err.strip() == f"ppl-models: error: {message}"
+        assert status == 2 and err.strip() == message
     assert (out / "summary.json").read_text() == before
 
     (out / "samples.png").unlink()
@@ -120,7 +122,7 @@ def offline(monkeypatch):
 
 BAD = [
     (["--latent-dim", "0"], "latent_dim must be a positive integer"),
-    (["--hidden-dim", "0"], "hidden_dim must be a positive integer"),
+    (["--hidden-dim", "0"], "hidden_dims must be a positive integer"),
     (["--prior", "mixture", "--elbo", "meanfield"], "mixture prior"),
     (["--batch-size", "0"], "batch_size must be a positive integer"),
     (["--epochs", "0"], "epochs must be a positive integer"),

@@ -419,7 +419,7 @@ def test_fit_ppca_has_the_command_lines_defaults():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (dict(inference="laplace"), "unknown inference method 'laplace': expected "),
+        (dict(inference="laplace"), "unknown inference 'laplace': expected one of "),
         (dict(checkpoint_every=0), "checkpoint_every must be a positive integer, "),
         (dict(num_datapoints=0), "num_datapoints must be a positive integer, "),
         (dict(data=np.zeros((0, 2))), "data is empty: it has no rows"),

@@ -12,7 +12,7 @@ from ppl_models.models.vae.model import LIKELIHOODS, VAEConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import PRIORS
 from ppl_models.models.vae.train import TrainSettings
-from ppl_models.settings import common_values, seed_setting, setting
+from ppl_models.settings import check_settings, common_values, seed_setting, setting
 
 
 def default_likelihood(binarize: str) -> str:
@@ -71,6 +71,10 @@ class VAERunConfig:
         recorded=False,
     )
     seed: int = seed_setting()
+
+    def __post_init__(self) -> None:
+        # Every setting within its declared range, however the config was made.
+        check_settings(self)
 
     def resolved(self) -> VAERunConfig:
         """The config with the latent size by architecture and the likelihood by
