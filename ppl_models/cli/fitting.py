@@ -22,6 +22,7 @@ from ppl_models.io.run_dir import (
 )
 from ppl_models.registry import ModelSpec, RunOptions
 from ppl_models.settings import read_run_config, resumed, setting
+from ppl_models.threads import THREADS_HELP, parse_threads, set_fit_threads
 
 
 def headline(summary: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class FitOptions:
     overwrite: bool = setting(
         False, "replace the run already in --out, removing the files it wrote"
     )
+    threads: int | None = setting(None, THREADS_HELP, metavar="N", parse=parse_threads)
 
 
 def add_fit_options(parser: argparse.ArgumentParser, spec: type[ModelSpec]) -> None:
@@ -86,6 +88,7 @@ def run_fit(
         with writing_run(run_dir, replace=fit.overwrite):
             check_run_dir(spec, run_dir, resume=resume, overwrite=fit.overwrite)
             config = fit_config(spec, args, run_dir, options.resume)
+            set_fit_threads(config, device, fit.threads)
             summary = spec.fit_run(config, run_dir, device, options)
     except BaseException:
         # A directory this fit created, with no checkpoint to resume from, holds

@@ -25,6 +25,7 @@ from ppl_models.errors import TrainingError, UsageError
 from ppl_models.io.run_dir import CHECKPOINT, read_config, writing_run
 from ppl_models.registry import ModelSpec, get_model, list_models
 from ppl_models.seeding import caller_rng_kept
+from ppl_models.threads import add_threads_option, command_threads
 
 DEBUG = "--debug"
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     criticize = commands.add_parser("criticize", help="criticise a fitted run")
     criticize.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
     criticize.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_threads_option(criticize)
 
     # Evaluation options belong to the model, known only once DIR is read: this
     # parser takes what every model shares, and _evaluate parses the rest.
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", type=Path, metavar="DIR", nargs="?", help="a run directory"
     )
     evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_threads_option(evaluate)
     evaluate.add_argument(
         "-h", "--help", action="store_true", dest="show_help", help="show the options"
     )
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, metavar="DIR", help="where the runs go"
     )
     demo.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_threads_option(demo)
     return parser
 
 
@@ -196,7 +200,8 @@ def _dispatch(
 ) -> int:
     # Run in a process of its own or called from Python, a command leaves the
     # caller's random generators as they were.
-    with caller_rng_kept():
+    # --threads holds for the whole command, and torch gets its count back after.
+    with caller_rng_kept(), command_threads(getattr(args, "threads", None)):
         return _run_command(parser, args, extra)
 
 
@@ -245,7 +250,7 @@ def _evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     with writing_run(parsed.run_dir):
         summary = spec.evaluate_run(parsed.run_dir, options, device)
     print(f"evaluation of {args.run_dir} written to {args.run_dir / 'summary.json'}")
-    own = [key for key in vars(parsed) if key not in ("run_dir", "device")]
+    own = [key for key in vars(parsed) if key not in ("run_dir", "device", "threads")]
     _print_numbers(summary, own + list(spec.evaluation_keys))
     return 0
 
@@ -263,6 +268,8 @@ def evaluate_parser(spec: type[ModelSpec] | None) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory")
+    # Taken by the command's parser; listed here for the help, before --device.
+    add_threads_option(parser)
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     if spec is not None and spec.evaluate_class is not None:
         add_options(parser, spec.evaluate_class)
