@@ -25,6 +25,7 @@ from torch.func import functional_call
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from ppl_models.errors import TrainingError, UsageError
+from ppl_models.inference.memory import is_out_of_memory
 
 #: torch.compile's modes; "reduce-overhead" adds CUDA graphs on a GPU.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -85,11 +86,10 @@ class CompiledObjective(torch.nn.Module):
             graph = self._graphs[key] = self._compile(params, buffers, args)
             try:
                 return graph(params, buffers, *args)  # compiles on this first call
-            except torch.OutOfMemoryError:
-                del self._graphs[key]
-                raise  # the training loop reports it, with advice
             except Exception as error:  # inductor raises many kinds
                 del self._graphs[key]
+                if is_out_of_memory(error):  # CUDA's or the CPU allocator's
+                    raise  # the training loop reports it, with advice
                 raise CompileError(
                     f"torch.compile failed on the traced ELBO ({error}); train "
                     "without --compile"

@@ -25,6 +25,7 @@ import torch
 
 from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference.guard import NonFiniteWatch, nonfinite_parameters
+from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.progress import LossProgress
 from ppl_models.inference.svi import svi_step
 
@@ -156,7 +157,10 @@ def train_steps(
                 if checkpoint_every and step % checkpoint_every == 0:
                     checkpoint()
             checkpoint()
-        except torch.OutOfMemoryError:
+        except (RuntimeError, MemoryError) as error:
+            # The CPU's allocator raises a plain RuntimeError, CUDA's a subclass.
+            if not is_out_of_memory(error):
+                raise
             raise ResourceError(
                 f"the device ran out of memory at step {step} of {steps}: try "
                 "less data per step"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -10,8 +11,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from ppl_models.errors import TrainingError
+
 #: the temporary files' names are ``.NAME.XXXXXXXX.tmp``
 TEMPORARY_SUFFIX = ".tmp"
+
+#: the failures of a write that are the file system's, not the program's, by errno
+WRITE_FAILURES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (over the file system's or the process's size limit)",
+    errno.EROFS: "read-only file system",
+    errno.EIO: "input/output error",
+}
+
+
+class WriteError(TrainingError):
+    """A file could not be written: the disk is full, the file too large, the file
+    system read-only. The previous version of the file, if any, is intact. The
+    command line reports it in one line with exit status 1.
+
+    :ivar path: the file that was being written.
+    :ivar errno: the operating system's error number (``errno.ENOSPC``, ...).
+    """
+
+    def __init__(self, message: str, path: Path, errno: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
 
 
 @contextmanager
@@ -19,11 +46,19 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over
     ``path``. On any error the temporary file is removed and ``path`` is untouched,
     so a crash or a kill mid-write leaves the previous version readable.
+
+    :raises WriteError: if the file system refuses the write (see
+        ``WRITE_FAILURES``), however the writer reported it (torch's zip writer
+        raises a RuntimeError after the OSError).
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
+        )
+    except OSError as error:
+        _raise_write_error(path, error)
+        raise
     try:
         set_usual_mode(fd)
         with os.fdopen(fd, mode) as handle:
@@ -31,10 +66,43 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        _raise_write_error(path, error)
         raise
     _fsync_directory(path.parent)
+
+
+def _raise_write_error(path: Path, error: BaseException) -> None:
+    """Raise a :class:`WriteError` for ``path`` if ``error`` or an exception it
+    arose from is an OSError in ``WRITE_FAILURES``; else return."""
+    cause = _write_failure(error)
+    if cause is None:
+        return
+    kept = (
+        f"; the previous {path.name} is intact"
+        if path.is_file()
+        else "; no partial file is left"
+    )
+    raise WriteError(
+        f"could not write {path}: {WRITE_FAILURES[cause.errno]}{kept}",
+        path,
+        cause.errno,
+    ) from cause
+
+
+def _write_failure(error: BaseException) -> OSError | None:
+    # A writer may turn the OSError into an error of its own (torch's zip writer
+    # raises "unexpected pos" while handling it), so the chain is searched too.
+    # A Ctrl-C or an exit is left as it is.
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while isinstance(current, Exception) and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in WRITE_FAILURES:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def set_usual_mode(fd: int) -> None:

@@ -6,9 +6,12 @@ inside a plate over samples, so K samples of a batch are one vectorized pass::
 
     ELBO(x) = mean_k log w_k            IWAE_K(x) = log mean_k w_k  >= ELBO(x)
 
-Work is cut into chunks of images and samples whose decoder output stays under
-``max_elements`` numbers, so memory is bounded whatever K is; if the device still
-runs out of memory, the chunks are halved until they fit.
+Work is cut into passes of images and samples that allocate at most
+``max_elements`` numbers in all (:func:`pass_elements` counts what one image and
+one sample cost, from the VAE's config: the networks' activations, ``z``, the
+likelihood's and the densities' temporaries), and the passes' results are reduced
+as they come, so memory is bounded whatever K is; if the device still runs out of
+memory (CUDA's error or the CPU allocator's), the passes are halved until they fit.
 """
 
 from __future__ import annotations
@@ -20,12 +23,17 @@ import torch
 from pyro import poutine
 
 from ppl_models.errors import ResourceError
+from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
-from ppl_models.models.vae.model import VAE
+from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.validation import check_positive_int
 
-#: default bound on decoder outputs held at once (64 MiB of float32 logits)
+#: default bound on the numbers one pass allocates (64 MiB of float32)
 MAX_ELEMENTS = 2**24
+
+#: temporaries of ``log p(x | z)`` per pixel, as counted in torch's log_prob (the
+#: logits, the broadcast data, the elementwise terms), with a margin
+LIKELIHOOD_TEMPORARIES = {"bernoulli": 4, "continuous_bernoulli": 12, "normal": 8}
 
 
 def log_weight_parts(
@@ -65,6 +73,38 @@ def log_weights(vae: VAE, x: torch.Tensor, num_samples: int = 1) -> torch.Tensor
     return parts["log_lik"] + parts["log_prior"] - parts["log_q"]
 
 
+def pass_elements(config: VAEConfig) -> tuple[int, int]:
+    """Numbers (float32 elements) that one evaluation pass allocates, as
+    ``(per_draw, per_image)``: a pass over B images and k samples allocates at most
+    ``B * k * per_draw + B * per_image``.
+
+    Each draw ``z`` (image x sample) costs the decoder's activations (every layer's
+    output and its activation's: the hidden widths and the pixels), the
+    likelihood's temporaries over the pixels, and ``z`` with the latent densities'
+    terms; the encoder runs once per image. Every stage is counted as if all were
+    alive at once, so the count bounds the peak from above.
+    """
+    pixels, latent = config.num_pixels, config.latent_dim
+    height, width = config.image_shape
+    # z, its noise, and the Normal log-densities of q and p with their temporaries
+    latent_terms = 8 * latent
+    if config.prior == "mixture":
+        latent_terms += 4 * config.mixture_components * latent  # every component
+    if config.architecture == "conv":
+        b, small = config.base_depth, (height // 4) * (width // 4)
+        # each layer's output, its leaky ReLU's and a convolution's workspace
+        decoder = 3 * (4 * b * small + 3 * b * pixels // 4 + 2 * b * pixels) + pixels
+        encoder = 3 * (b * pixels + 3 * b * pixels // 4 + 4 * b * small) + pixels
+    else:
+        hidden = sum(config.hidden_dims)
+        decoder = 2 * (hidden + pixels)
+        encoder = 2 * (hidden + 2 * latent) + pixels
+    likelihood = LIKELIHOOD_TEMPORARIES[config.likelihood] * pixels
+    results = 16  # the log-weights' parts and their sums, per draw
+    per_draw = decoder + likelihood + latent_terms + results
+    return per_draw, encoder + 4 * latent
+
+
 def evaluate_bounds(
     vae: VAE,
     images: torch.Tensor,
@@ -79,28 +119,33 @@ def evaluate_bounds(
 
     :param images: (M, P) on the VAE's device.
     :param num_samples: K importance samples per image.
+    :param max_elements: at most this many numbers are allocated by one pass (see
+        :func:`pass_elements`); memory does not grow with K or M.
     :returns: ``{"elbo", "iwae", "distortion", "rate"}``; with K = 1 the ELBO and
         the IWAE bound coincide.
     """
     check_positive_int("num_samples", num_samples)
     num_pixels = images.shape[-1]
+    config = getattr(vae, "config", None)
+    # A stand-in without a config (in tests) is counted by its decoder's outputs.
+    per_draw, per_image = (
+        pass_elements(config) if config is not None else (num_pixels, 0)
+    )
     budget = max_elements
     sums = {key: images.new_zeros(()) for key in ("elbo", "iwae", "distortion", "rate")}
     start = 0
     while start < images.shape[0]:
-        per_pass = max(1, budget // num_pixels)  # images x samples per pass
-        samples_per_pass = min(num_samples, per_pass)
-        batch = images[start : start + max(1, per_pass // samples_per_pass)]
+        # Samples first, up to K for one image; then as many images as fit.
+        samples_per_pass = min(num_samples, max(1, (budget - per_image) // per_draw))
+        per_pass_image = samples_per_pass * per_draw + per_image
+        batch = images[start : start + max(1, budget // per_pass_image)]
         try:
-            chunks = [
-                log_weight_parts(vae, batch, min(samples_per_pass, num_samples - k))
-                for k in range(0, num_samples, samples_per_pass)
-            ]
-            parts = {key: torch.cat([c[key] for c in chunks]) for key in chunks[0]}
-            log_w = parts["log_lik"] + parts["log_prior"] - parts["log_q"]  # (K, B)
-        except torch.OutOfMemoryError:
+            batch_sums = _batch_sums(vae, batch, num_samples, samples_per_pass)
+        except (RuntimeError, MemoryError) as error:
+            if not is_out_of_memory(error):
+                raise
             # Out of memory: free what the failed pass held and go on in halves.
-            if budget <= num_pixels:
+            if budget <= per_draw + per_image:
                 raise ResourceError(
                     "out of memory evaluating a single image and sample"
                 ) from None
@@ -108,15 +153,42 @@ def evaluate_bounds(
             if images.device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        sums["elbo"] += log_w.mean(0).sum()
-        sums["iwae"] += (log_w.logsumexp(0) - math.log(num_samples)).sum()
-        sums["distortion"] -= parts["log_lik"].mean(0).sum()
-        sums["rate"] += (parts["log_q"] - parts["log_prior"]).mean(0).sum()
+        for key, value in batch_sums.items():
+            sums[key] += value
         start += batch.shape[0]
     # One host read for all four sums.
     totals = torch.stack(list(sums.values())).tolist()
     count = images.shape[0]
     return {key: total / count for key, total in zip(sums, totals, strict=True)}
+
+
+def _batch_sums(
+    vae: VAE, batch: torch.Tensor, num_samples: int, samples_per_pass: int
+) -> dict[str, torch.Tensor]:
+    """The four bounds summed over the images of ``batch`` (B, P), with the K draws
+    taken ``samples_per_pass`` at a time. Each pass is reduced over its samples at
+    once (per image: the sums and the log-sum-exp of its log-weights), so no more
+    than a few numbers per pass outlive it; those are then combined exactly.
+    """
+    passes: dict[str, list[torch.Tensor]] = {
+        "log_w": [], "lse": [], "log_lik": [], "rate": []
+    }  # fmt: skip
+    for k in range(0, num_samples, samples_per_pass):
+        parts = log_weight_parts(vae, batch, min(samples_per_pass, num_samples - k))
+        log_w = parts["log_lik"] + parts["log_prior"] - parts["log_q"]  # (k, B)
+        passes["log_w"].append(log_w.sum(0))
+        passes["lse"].append(log_w.logsumexp(0))
+        passes["log_lik"].append(parts["log_lik"].sum(0))
+        passes["rate"].append((parts["log_q"] - parts["log_prior"]).sum(0))
+        del parts, log_w  # the next pass's peak does not hold this one's
+    # (passes, B) each; summed per image over the passes, then over the images
+    per_image = {key: torch.stack(values) for key, values in passes.items()}
+    return {
+        "elbo": per_image["log_w"].sum(0).sum() / num_samples,
+        "iwae": (per_image["lse"].logsumexp(0) - math.log(num_samples)).sum(),
+        "distortion": -per_image["log_lik"].sum(0).sum() / num_samples,
+        "rate": per_image["rate"].sum(0).sum() / num_samples,
+    }
 
 
 def evaluate_elbo(

@@ -25,6 +25,7 @@ from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference import make_objective
 from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.inference.guard import nonfinite_parameters, nonfinite_sites
+from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
 from ppl_models.inference.progress import logger
 from ppl_models.inference.trainer import rng_state, set_rng_state, train_epochs
@@ -182,7 +183,12 @@ def train_vae(
         raise _nonfinite_error(
             vae, at_hand, error.step, epoch, checkpoint_path
         ) from None
-    except ResourceError:
+    except (RuntimeError, MemoryError) as error:
+        # The loop's steps report running out of memory as a ResourceError; the
+        # CPU's allocator may also fail between steps (evaluation, a checkpoint's
+        # copy), with a plain RuntimeError.
+        if not isinstance(error, ResourceError) and not is_out_of_memory(error):
+            raise
         raise ResourceError(
             f"the device ran out of memory in epoch {history.epochs_done + 1} with "
             f"batch size {settings.batch_size}: try a smaller --batch-size"
