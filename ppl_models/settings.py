@@ -344,6 +344,35 @@ def read_run_config(cls: type[C], run_dir: str | Path) -> C:
     return config_from_dict(cls, values, Path(run_dir) / CONFIG)
 
 
+def check_config_unedited(cls: type, run_dir: str | Path, record: dict) -> None:
+    """Refuse a run whose ``config.json`` was edited after its checkpoint was
+    written: one command would obey the edit (a new binarization for criticism)
+    and another ignore it (the optimizer's learning rate on resume). A setting a
+    resume takes anew may differ; checkpoints from before ``settings`` was kept
+    are taken as they are.
+
+    :param record: the checkpoint record, with the ``settings`` it was saved with.
+    :raises CheckpointError: naming each setting that differs and both values.
+    """
+    saved = record.get("settings")
+    if not isinstance(saved, dict):
+        return
+    now = read_config(run_dir)
+    fixed = [s.name for s in settings_of(cls) if s.recorded and not s.resumable]
+    changed = [
+        f"{name} is {now[name]!r} there, {saved[name]!r} in the checkpoint"
+        for name in fixed
+        # a setting missing from either is config_from_dict's to judge
+        if name in saved and name in now and now[name] != saved[name]
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{Path(run_dir) / CONFIG} was edited after its checkpoint was written: "
+            f"{'; '.join(changed)}. Put the value back (a run's settings are fixed "
+            "once it has a checkpoint), or fit anew with --overwrite"
+        )
+
+
 def write_run_config(run_dir: str | Path, model: str, config: Any) -> None:
     """Write ``config.json``: the model's name and the recorded settings."""
     write_config(run_dir, {"model": model, **config_to_dict(config)})

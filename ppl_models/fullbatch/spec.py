@@ -33,12 +33,26 @@ from ppl_models.fullbatch.config import FullBatchConfig
 from ppl_models.fullbatch.fit import FullBatchFit, WithExtras
 from ppl_models.fullbatch.train import check_config, split_data, steps_done, train
 from ppl_models.inference.elbo import DeviceTrace_ELBO
-from ppl_models.io.checkpoint import load_checkpoint
+from ppl_models.io.checkpoint import check_entries, load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, update_summary
 from ppl_models.plots import plot_ppc, save_figure
 from ppl_models.registry import ModelSpec, RunOptions, SmokeCase
 from ppl_models.seeding import caller_rng_kept
-from ppl_models.settings import command_line, read_run_config, write_run_config
+from ppl_models.settings import (
+    check_config_unedited,
+    command_line,
+    read_run_config,
+    write_run_config,
+)
+
+#: what every full-batch checkpoint holds (after the model's upgrade of old ones)
+ENTRIES = {
+    "model_state": dict,
+    "guide_state": dict,
+    "data": list,
+    "losses": torch.Tensor,
+    "fit_seconds": (int, float),
+}
 
 Data = tuple[torch.Tensor | None, ...]
 
@@ -259,8 +273,10 @@ class FullBatchSpec(ModelSpec):
     @classmethod
     def read_checkpoint(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
         """The run's checkpoint record, upgraded (see :meth:`upgrade_checkpoint`)."""
-        record = load_checkpoint(run_dir / CHECKPOINT, cls.name, device)
-        return cls.upgrade_checkpoint(record)
+        path = run_dir / CHECKPOINT
+        record = cls.upgrade_checkpoint(load_checkpoint(path, cls.name, device))
+        check_config_unedited(cls.config_class, run_dir, record)
+        return check_entries(record, ENTRIES, path)
 
     @classmethod
     def smoke_fit_args(cls) -> list[str]:

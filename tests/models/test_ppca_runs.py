@@ -297,6 +297,7 @@ def test_load_fit_rebuilds_the_fitted_model_and_guide(meanfield_run):
     assert set(record) == {
         "format",
         "model",
+        "settings",
         "model_state",
         "guide_state",
         "data",

@@ -110,7 +110,7 @@ def test_the_config_gives_the_networks_and_the_training_their_settings():
 def test_resume_takes_the_runs_settings_from_config_json(tmp_path, device):
     payload = write_run(tmp_path, DIGITS_VAE, lr=2e-3, seed=4)
     args = fit_args(
-        *["--resume", "--latent-dim", "9", "--lr", "0.5", "--epochs", "7"],
+        *["--resume", "--latent-dim", "2", "--dataset", "digits", "--epochs", "7"],
         *["--clip-grad", "2", "--no-criticize", "--data-dir", "d"],
     )
     config = fit_config(VAESpec, args, tmp_path, resume=True)
@@ -124,6 +124,22 @@ def test_resume_takes_the_runs_settings_from_config_json(tmp_path, device):
     assert {v.device for v in record["vae_state"].values()} == {device}
     state = {k: v.cpu() for k, v in record["vae_state"].items()}
     assert_same_parameters(state, payload["vae_state"])
+
+
+def test_resume_refuses_options_that_would_change_the_runs_settings(tmp_path):
+    write_run(tmp_path, DIGITS_VAE, lr=2e-3, seed=4)
+    # Given as they are in the run (lr) or taken anew (epochs), options are fine.
+    args = fit_args("--resume", "--lr", "0.002", "--epochs", "7")
+    assert fit_config(VAESpec, args, tmp_path, resume=True).epochs == 7
+    args = fit_args("--resume", "--latent-dim", "9", "--lr", "0.5", "--epochs", "7")
+    with pytest.raises(UsageError) as error:
+        fit_config(VAESpec, args, tmp_path, resume=True)
+    assert str(error.value) == (
+        "--resume goes on with the run's own settings, but the command line changes "
+        "--latent-dim 9 (the run has 2), --lr 0.5 (the run has 0.002): leave those "
+        "options out (a resume can change only --epochs, --clip-grad, "
+        "--checkpoint-every), or fit anew with --overwrite or another --out"
+    )
 
 
 def test_resume_without_a_checkpoint_says_there_is_none(tmp_path):
@@ -185,13 +201,14 @@ def test_load_fit_rebuilds_the_run_from_its_directory(tmp_path, device):
 
 def test_load_fit_takes_the_training_settings_a_fit_records_now(tmp_path):
     write_run(tmp_path, DIGITS_VAE)
+    # The settings a resume takes anew, as a resume interrupted at once leaves them
     config = replace(read_run_config(VAERunConfig, tmp_path), epochs=9,
-                     clip_grad=2.0, checkpoint_every=3, elbo="meanfield")  # fmt: skip
+                     clip_grad=2.0, checkpoint_every=3)  # fmt: skip
     write_run_config(tmp_path, "vae", config)
     fit = runs.load_fit(tmp_path, torch.device("cpu"))
     # The epochs are those done, not those asked for.
-    assert fit.settings == TrainSettings(elbo="meanfield", epochs=2, batch_size=128,
-                                         clip_grad=2.0, checkpoint_every=3)  # fmt: skip
+    assert fit.settings == TrainSettings(epochs=2, batch_size=128, clip_grad=2.0,
+                                         checkpoint_every=3)  # fmt: skip
     assert fit.vae.config == VAEConfig(**DIGITS_VAE)
 
 

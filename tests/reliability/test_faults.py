@@ -345,7 +345,7 @@ def test_truncated_checkpoint_is_refused_at_the_command_line(capsys, tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     status = main(["evaluate", str(tmp_path / "run"), "--iwae-samples", "2"])
     err = capsys.readouterr().err
-    assert status == 2 and "not a readable checkpoint" in err
+    assert status == 2 and "is not a checkpoint: it is not the archive" in err
 
 
 def test_same_command_twice_gives_the_same_numbers(capsys, tmp_path):

@@ -10,15 +10,19 @@ from typing import Any
 import torch
 
 from ppl_models.data.images import load_images
-from ppl_models.errors import CheckpointError
-from ppl_models.io.checkpoint import load_checkpoint, load_state
+from ppl_models.errors import CheckpointError, UsageError
+from ppl_models.io.checkpoint import check_entries, load_checkpoint, load_state
 from ppl_models.io.run_dir import CHECKPOINT
 from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import RESUME_KEYS
-from ppl_models.settings import differing_fields, read_run_config
+from ppl_models.settings import (
+    check_config_unedited,
+    differing_fields,
+    read_run_config,
+)
 
 
 def resume_record(
@@ -29,10 +33,38 @@ def resume_record(
 
     :raises CheckpointError: if there is none, it is damaged, or it was written for
         another configuration (see :func:`check_checkpoint_config`).
+    :raises UsageError: if ``config.epochs`` is not beyond the epochs done: the
+        run would go on with nothing to do and record fewer epochs than it has.
     """
     checkpoint = run_dir / CHECKPOINT
-    record = load_checkpoint(checkpoint, "vae", device)
+    record = read_checkpoint(checkpoint, device)
     check_checkpoint_config(record, config, checkpoint)
+    check_config_unedited(VAERunConfig, run_dir, record)
+    if config.epochs <= record["epoch"]:
+        raise UsageError(
+            f"epochs={config.epochs}, but the checkpoint has {record['epoch']} "
+            "epochs already: ask for more epochs in all"
+        )
+    return record
+
+
+#: what every VAE checkpoint holds, besides the state to go on from
+ENTRIES = {"config": dict, "vae_state": dict, "epoch": int, "history": dict}
+
+
+def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """A VAE checkpoint record, read onto ``device``, with each of its entries.
+
+    :raises CheckpointError: if it is damaged or lacks an entry.
+    """
+    record = check_entries(load_checkpoint(path, "vae", device), ENTRIES, path)
+    try:
+        History(**record["history"])
+    except TypeError:
+        raise CheckpointError(
+            f"{path}: its history holds entries other than "
+            f"{', '.join(History.__dataclass_fields__)}"
+        ) from None
     return record
 
 
@@ -44,7 +76,12 @@ def check_checkpoint_config(
     :raises CheckpointError: naming the settings that differ, e.g. a checkpoint
         copied in from a run with another latent size.
     """
-    saved = VAEConfig.from_dict(record["config"])
+    try:
+        saved = VAEConfig.from_dict(record["config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: its network config is damaged: {error}"
+        ) from None
     # Settings left unset (None) are whatever the checkpoint has.
     declared = {k: v for k, v in config.network_settings().items() if v is not None}
     expected = VAEConfig.from_dict({**saved.to_dict(), **declared})
@@ -67,8 +104,9 @@ def load_fit(
     settings give the epochs done as ``epochs``.
     """
     config = read_run_config(VAERunConfig, run_dir)
-    record = load_checkpoint(run_dir / CHECKPOINT, "vae", device)
+    record = read_checkpoint(run_dir / CHECKPOINT, device)
     vae_config = check_checkpoint_config(record, config, run_dir / CHECKPOINT)
+    check_config_unedited(VAERunConfig, run_dir, record)
     vae = VAE(vae_config).to(device)
     load_state(vae, record["vae_state"], run_dir / CHECKPOINT)
     data = load_images(

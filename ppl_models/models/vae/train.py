@@ -21,7 +21,7 @@ import pyro
 import torch
 
 from ppl_models.data.images import ImageData, train_batches
-from ppl_models.errors import NumericalError, ResourceError
+from ppl_models.errors import CheckpointError, NumericalError, ResourceError
 from ppl_models.inference import make_objective
 from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.inference.guard import nonfinite_parameters, nonfinite_sites
@@ -29,7 +29,7 @@ from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
 from ppl_models.inference.progress import logger
 from ppl_models.inference.trainer import rng_state, set_rng_state, train_epochs
-from ppl_models.io.checkpoint import save_checkpoint
+from ppl_models.io.checkpoint import load_state, save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
 from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, make_elbo
@@ -296,11 +296,19 @@ def copy_tensors(obj: Any) -> Any:
 def restore(
     vae: VAE, optimizer: torch.optim.Optimizer, record: dict[str, Any]
 ) -> History:
-    """Load a :func:`checkpoint_payload` into ``vae`` and ``optimizer``; set the RNG."""
-    vae.load_state_dict(record["vae_state"])
+    """Load a :func:`checkpoint_payload` into ``vae`` and ``optimizer``; set the RNG.
+
+    :raises CheckpointError: naming what in ``record`` does not fit.
+    """
+    load_state(vae, record["vae_state"], "the checkpoint")
     # Copies: Adam updates its loaded state in place and the history grows by
     # appending, which would change the caller's record; a second resume from it
     # would then go on from elsewhere.
-    optimizer.load_state_dict(copy.deepcopy(record["optimizer_state"]))
-    set_rng_state(record["rng"])
+    try:
+        optimizer.load_state_dict(copy.deepcopy(record["optimizer_state"]))
+        set_rng_state(record["rng"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(
+            f"the checkpoint's optimizer or random state cannot go on: {error}"
+        ) from None
     return History(**copy.deepcopy(record["history"]))
