@@ -8,12 +8,13 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-from ppl_models.cli.options import add_options, from_namespace
+from ppl_models.cli.options import add_options, from_namespace, given_settings
 from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
 from ppl_models.errors import UsageError
 from ppl_models.io.run_dir import (
     CHECKPOINT,
+    CONFIG,
     SUMMARY,
     holds_run,
     prepare_run_dir,
@@ -21,7 +22,7 @@ from ppl_models.io.run_dir import (
     writing_run,
 )
 from ppl_models.registry import ModelSpec, RunOptions
-from ppl_models.settings import read_run_config, resumed, setting
+from ppl_models.settings import read_run_config, resumed, setting, settings_of
 from ppl_models.threads import THREADS_HELP, parse_threads, set_fit_threads
 
 
@@ -63,7 +64,34 @@ def fit_config(
     given = from_namespace(spec.config_class, args)
     if not resume:
         return given
-    return resumed(read_run_config(spec.config_class, run_dir), given)
+    saved = read_run_config(spec.config_class, run_dir)
+    check_resume_options(saved, given, given_settings(args))
+    return resumed(saved, given)
+
+
+def check_resume_options(saved: Any, given: Any, named: set[str]) -> None:
+    """Refuse a ``--resume`` whose command line asks for a setting the run cannot
+    change: it would go on with the run's own value and say nothing.
+
+    :param named: the settings whose options were on the command line.
+    :raises UsageError: naming each such option, its value and the run's.
+    """
+    changed = [
+        f"{s.flag} {getattr(given, s.name)!r} (the run has {getattr(saved, s.name)!r})"
+        for s in settings_of(type(saved))
+        if s.name in named
+        and s.recorded
+        and not s.resumable
+        and getattr(given, s.name) != getattr(saved, s.name)
+    ]
+    if changed:
+        can = [s.flag for s in settings_of(type(saved)) if s.resumable]
+        raise UsageError(
+            f"--resume goes on with the run's own settings, but the command line "
+            f"changes {', '.join(changed)}: leave those options out (a resume can "
+            f"change only {', '.join(can)}), or fit anew with --overwrite or "
+            "another --out"
+        )
 
 
 def run_fit(
@@ -84,6 +112,8 @@ def run_fit(
     run_dir = prepare_run_dir(fit.out)
     # A model that cannot resume has no --resume option at all.
     resume = options.resume if spec.can_resume else None
+    own_files = (CONFIG, SUMMARY)
+    times = {name: _mtime(run_dir / name) for name in own_files}
     try:
         with writing_run(run_dir, replace=fit.overwrite):
             check_run_dir(spec, run_dir, resume=resume, overwrite=fit.overwrite)
@@ -93,14 +123,25 @@ def run_fit(
     except BaseException:
         # A directory this fit created, with no checkpoint to resume from, holds
         # nothing worth keeping: at most a config and a summary of a run that failed.
-        if not existed and not (run_dir / CHECKPOINT).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if not (run_dir / CHECKPOINT).exists():
+            if not existed:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                # In a folder that was there, remove the config and summary this
+                # fit wrote: left behind, they would pass for a run to --resume.
+                for name in own_files:
+                    if _mtime(run_dir / name) != times[name]:
+                        (run_dir / name).unlink(missing_ok=True)
         raise
     if not quiet:
         print(f"fitted {spec.name} into {run_dir} (summary: {run_dir / SUMMARY})")
         for line in summary_lines(summary, spec.headline_keys):
             print(line)
     return summary
+
+
+def _mtime(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
 
 
 def check_run_dir(

@@ -22,7 +22,7 @@ from ppl_models.cli.options import add_options, from_namespace
 from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
 from ppl_models.errors import TrainingError, UsageError
-from ppl_models.io.run_dir import CHECKPOINT, read_config, writing_run
+from ppl_models.io.run_dir import CHECKPOINT, read_config, read_summary, writing_run
 from ppl_models.registry import ModelSpec, get_model, list_models
 from ppl_models.seeding import caller_rng_kept
 from ppl_models.threads import add_threads_option, command_threads
@@ -220,6 +220,7 @@ def _run_command(
         spec = get_model(read_config(args.run_dir)["model"])
         device = resolve_device(args.device)
         with writing_run(args.run_dir):
+            read_summary(args.run_dir)  # a damaged one is refused before the work
             summary = spec.criticize_run(args.run_dir, device)
         print(f"criticism written to {args.run_dir}")
         _print_numbers(summary, spec.criticism_keys)
@@ -248,6 +249,7 @@ def _evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     )
     device = resolve_device(parsed.device)
     with writing_run(parsed.run_dir):
+        read_summary(parsed.run_dir)  # a damaged one is refused before the work
         summary = spec.evaluate_run(parsed.run_dir, options, device)
     print(f"evaluation of {args.run_dir} written to {args.run_dir / 'summary.json'}")
     own = [key for key in vars(parsed) if key not in ("run_dir", "device", "threads")]

@@ -73,9 +73,29 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """The ``summary.json`` of a run directory, or an empty dict if there is none."""
+    """The ``summary.json`` of a run directory, or an empty dict if there is none.
+
+    :raises CheckpointError: if it is not a JSON object: it is damaged, and
+        writing beside it would lose the numbers it held.
+    """
     path = Path(run_dir) / SUMMARY
-    return read_json(path) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        summary = read_json(path)
+    except ValueError as error:
+        summary = error
+    if not isinstance(summary, dict):
+        problem = (
+            f"not valid JSON ({summary})"
+            if isinstance(summary, ValueError)
+            else f"a JSON {type(summary).__name__}, not an object"
+        )
+        raise CheckpointError(
+            f"{path} is {problem}: it is damaged; remove it (the next fit, "
+            "criticize or evaluate writes a new one) or restore it from a copy"
+        )
+    return summary
 
 
 def update_summary(run_dir: str | Path, **entries: Any) -> dict[str, Any]:

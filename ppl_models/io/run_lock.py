@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ppl_models.errors import UsageError
-from ppl_models.io.atomic import write_json
+from ppl_models.io.atomic import WriteError, write_json
 
 LOCK = ".lock"
 HOLDER = ".lock-holder.json"
@@ -43,19 +43,34 @@ def run_dir_lock(run_dir: str | Path, command: str | None = None) -> Iterator[Pa
             f"{run_dir} is being written by another process ({holder}): wait for it "
             "to finish, or use another directory"
         ) from None
+    except OSError as error:
+        raise _cannot_write(run_dir, error) from None
     try:
-        write_json(
-            run_dir / HOLDER,
-            {
-                "pid": os.getpid(),
-                "command": command or " ".join(sys.argv),
-                "since": datetime.datetime.now().isoformat(timespec="seconds"),
-            },
-        )
+        try:
+            write_json(
+                run_dir / HOLDER,
+                {
+                    "pid": os.getpid(),
+                    "command": command or " ".join(sys.argv),
+                    "since": datetime.datetime.now().isoformat(timespec="seconds"),
+                },
+            )
+        except (OSError, WriteError) as error:
+            raise _cannot_write(run_dir, error) from None
         yield run_dir
     finally:
         (run_dir / HOLDER).unlink(missing_ok=True)
         lock.release()
+
+
+def _cannot_write(run_dir: Path, error: Exception) -> UsageError:
+    # Taken before any work: a read-only or full folder is refused at once, not
+    # after an evaluation has run for minutes.
+    reason = getattr(error, "strerror", None) or str(error)
+    return UsageError(
+        f"cannot write to {run_dir} ({reason}): the command writes its results "
+        "there; make it writable, or copy the run to a folder that is"
+    )
 
 
 def describe_holder(run_dir: str | Path) -> str:

@@ -105,7 +105,10 @@ def test_no_state_that_gives_a_non_finite_elbo_is_checkpointed(capsys, tmp_path)
     assert status == 1
     assert "held-out ELBO of nan" in err and "is intact" not in err
     assert not (tmp_path / "checkpoint.pt").exists()
-    strict_json(tmp_path / "summary.json")
+    # Nothing is left that would pass for a run: the folder takes a new fit as it is.
+    assert not (tmp_path / "summary.json").exists()
+    assert not (tmp_path / "config.json").exists()
+    assert run_cli(capsys, *VAE, "--epochs", "1", "--out", tmp_path)[0] == 0
 
 
 def test_numbers_of_a_shorter_run_are_not_left_beside_a_resumed_one(capsys, tmp_path):
