@@ -5,6 +5,8 @@ that names the argument and what was expected. The command line turns these into
 one line on stderr and exit status 2; from Python they are ordinary ``ValueError``s.
 """
 
+from pathlib import Path
+
 
 class UsageError(ValueError):
     """Bad input from the user: an argument, a file or data the zoo cannot use."""
@@ -42,3 +44,18 @@ class NumericalError(TrainingError):
 
 class ResourceError(TrainingError):
     """The device ran out of memory."""
+
+
+class WriteError(TrainingError):
+    """A file could not be written: the disk is full, the file too large, the file
+    system read-only. The previous version of the file, if any, is intact. The
+    command line reports it in one line with exit status 1.
+
+    :ivar path: the file that was being written.
+    :ivar errno: the operating system's error number (``errno.ENOSPC``, ...).
+    """
+
+    def __init__(self, message: str, path: Path, errno: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno

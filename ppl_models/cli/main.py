@@ -21,7 +21,8 @@ from ppl_models.cli.fitting import add_fit_options, run_fit
 from ppl_models.cli.options import add_options, from_namespace
 from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
-from ppl_models.errors import TrainingError, UsageError
+from ppl_models.errors import TrainingError, UsageError, WriteError
+from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.io.run_dir import CHECKPOINT, read_config, read_summary, writing_run
 from ppl_models.registry import ModelSpec, get_model, list_models
 from ppl_models.seeding import caller_rng_kept
@@ -149,10 +150,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         print(f"ppl-models: error: {'; '.join(lines)}", file=sys.stderr)
         return 2
+    except WriteError as error:
+        # Any command's, not only a fit's: evaluate and criticize write too.
+        if debug:
+            traceback.print_exc()
+        print(f"ppl-models: error: {error}", file=sys.stderr)
+        return 1
     except TrainingError as error:
         if debug:
             traceback.print_exc()
         print(f"ppl-models: training stopped: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        # Out of memory where no step of the zoo expected it (building a network
+        # too large for the machine): one line, as everywhere else.
+        if debug or not is_out_of_memory(error):
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(
+            f"ppl-models: out of memory: {first or type(error).__name__}; try "
+            "smaller networks or batches",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         # Only a fit of a model that can resume, with a checkpoint written, has

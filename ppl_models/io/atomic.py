@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ppl_models.errors import TrainingError
+from ppl_models.errors import WriteError
 
 #: the temporary files' names are ``.NAME.XXXXXXXX.tmp``
 TEMPORARY_SUFFIX = ".tmp"
@@ -24,21 +24,6 @@ WRITE_FAILURES = {
     errno.EROFS: "read-only file system",
     errno.EIO: "input/output error",
 }
-
-
-class WriteError(TrainingError):
-    """A file could not be written: the disk is full, the file too large, the file
-    system read-only. The previous version of the file, if any, is intact. The
-    command line reports it in one line with exit status 1.
-
-    :ivar path: the file that was being written.
-    :ivar errno: the operating system's error number (``errno.ENOSPC``, ...).
-    """
-
-    def __init__(self, message: str, path: Path, errno: int) -> None:
-        super().__init__(message)
-        self.path = path
-        self.errno = errno
 
 
 @contextmanager

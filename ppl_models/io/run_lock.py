@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ppl_models.errors import UsageError
-from ppl_models.io.atomic import WriteError, write_json
+from ppl_models.errors import UsageError, WriteError
+from ppl_models.io.atomic import write_json
 
 LOCK = ".lock"
 HOLDER = ".lock-holder.json"

@@ -21,11 +21,11 @@ import pytest
 import torch
 
 import ppl_models.models.vae.evaluate as evaluate
-from ppl_models.errors import ResourceError
+from ppl_models.errors import ResourceError, WriteError
 from ppl_models.inference import train_steps
 from ppl_models.inference.compiled import CompiledObjective
 from ppl_models.inference.memory import is_out_of_memory
-from ppl_models.io.atomic import TEMPORARY_SUFFIX, WriteError, atomic_write, write_json
+from ppl_models.io.atomic import TEMPORARY_SUFFIX, atomic_write, write_json
 from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_bounds
 from tests.inference.test_trainer import ppca_objective

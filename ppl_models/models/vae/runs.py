@@ -3,6 +3,7 @@ the run's settings, and the fit rebuilt from a run directory."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,9 @@ def resume_record(
     """
     checkpoint = run_dir / CHECKPOINT
     record = read_checkpoint(checkpoint, device)
-    check_checkpoint_config(record, config, checkpoint)
+    vae_config = check_checkpoint_config(record, config, checkpoint)
     check_config_unedited(VAERunConfig, run_dir, record)
+    check_resumable_state(record, vae_config, checkpoint)
     if config.epochs <= record["epoch"]:
         raise UsageError(
             f"epochs={config.epochs}, but the checkpoint has {record['epoch']} "
@@ -66,6 +68,31 @@ def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
             f"{', '.join(History.__dataclass_fields__)}"
         ) from None
     return record
+
+
+def check_resumable_state(
+    record: dict[str, Any], vae_config: VAEConfig, path: Path
+) -> None:
+    """Load the record's weights and optimizer state into a scratch VAE and Adam,
+    so that a checkpoint that cannot go on is refused before the resume writes
+    any file (its summary would be started afresh).
+
+    :raises CheckpointError: naming what does not fit.
+    """
+    vae = VAE(vae_config)
+    load_state(vae, record["vae_state"], path)
+    if "optimizer_state" not in record or "rng" not in record:
+        raise CheckpointError(
+            f"{path} holds no optimizer and random state: it cannot go on; fit "
+            "again with --overwrite"
+        )
+    try:
+        optimizer = torch.optim.Adam(vae.parameters())
+        optimizer.load_state_dict(copy.deepcopy(record["optimizer_state"]))
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{path}: its optimizer state does not fit the networks: {error}"
+        ) from None
 
 
 def check_checkpoint_config(
