@@ -46,8 +46,9 @@ def _threads_kept(monkeypatch) -> Iterator[None]:
 def cores(monkeypatch):
     """Pretend the process may run on ``cores(n)`` cores."""
 
-    def pretend(count: int) -> None:
+    def pretend(count: int, load: float = 0.0) -> None:
         monkeypatch.setattr("ppl_models.threads.available_cores", lambda: count)
+        monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
 
     return pretend
 
@@ -103,6 +104,13 @@ def test_a_fit_sets_the_rules_count(cores):
     assert torch.get_num_threads() == 1
     assert set_fit_threads(VAERunConfig(dataset="mnist"), CPU) == 4
     assert torch.get_num_threads() == 4
+
+
+def test_cores_busy_with_other_work_are_not_counted(cores):
+    cores(4, load=2.7)
+    assert set_fit_threads(VAERunConfig(dataset="mnist"), CPU) == 2
+    cores(2, load=5.7)
+    assert set_fit_threads(VAERunConfig(dataset="mnist"), CPU) == 1
 
 
 def test_a_gpu_fit_or_an_unknown_config_leaves_the_count(cores):
