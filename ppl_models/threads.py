@@ -4,8 +4,8 @@ Torch's default is one thread per core. The zoo's small models (the 8x8 digits V
 PPCA) do too little per step to share among threads: the threads wait on each other,
 and where other processes hold the cores they wait far longer (3 epochs of the
 digits VAE took 7.5 s with two threads and 0.56 s with one on a busy 2-core machine).
-So a command picks the count from a fit's work per step and the cores that are
-idle, unless the user chose:
+So a command picks the count from a fit's work per step and the cores it may use,
+unless the user chose:
 ``--threads N``, or ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` in the environment.
 
 Only the command line sets the count; importing the zoo leaves torch's as it is.
@@ -47,20 +47,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def idle_cores() -> int:
-    """The cores available to this process less those other work keeps busy (the
-    last minute's load average), at least one.
-
-    Where other processes hold the cores, threads of one step wait for each other
-    behind them: on a busy 2-core machine one thread was the fastest even for MNIST.
-    """
-    try:
-        busy = int(os.getloadavg()[0])
-    except OSError:  # no load average here
-        busy = 0
-    return max(1, available_cores() - busy)
 
 
 def threads_for_work(work: float, cores: int) -> int:
@@ -160,7 +146,9 @@ def set_fit_threads(
     as it was.
 
     The count is chosen only for a CPU fit of a config whose sizes
-    :func:`work_per_step` knows, and is at most :func:`idle_cores`.
+    :func:`work_per_step` knows, and is at most :func:`available_cores`. It does
+    not follow the machine's load: the same command on the same machine computes
+    with the same count, so its numbers are the same run after run.
     """
     if threads is None:
         if _chosen.get() is not None or user_chose() or device.type != "cpu":
@@ -168,6 +156,6 @@ def set_fit_threads(
         work = work_per_step(config)
         if work is None:
             return None
-        threads = threads_for_work(work, idle_cores())
+        threads = threads_for_work(work, available_cores())
     torch.set_num_threads(threads)
     return threads

@@ -106,11 +106,13 @@ def test_a_fit_sets_the_rules_count(cores):
     assert torch.get_num_threads() == 4
 
 
-def test_cores_busy_with_other_work_are_not_counted(cores):
+def test_the_count_does_not_follow_the_machines_load(cores):
+    # Torch's reductions split by thread count: a count that followed the load
+    # would change a fit's numbers from one run of the same command to the next.
     cores(4, load=2.7)
-    assert set_fit_threads(VAERunConfig(dataset="mnist"), CPU) == 2
-    cores(2, load=5.7)
-    assert set_fit_threads(VAERunConfig(dataset="mnist"), CPU) == 1
+    assert set_fit_threads(VAERunConfig(dataset="mnist"), CPU) == 4
+    cores(4, load=0.0)
+    assert set_fit_threads(VAERunConfig(dataset="mnist"), CPU) == 4
 
 
 def test_a_gpu_fit_or_an_unknown_config_leaves_the_count(cores):
