@@ -92,7 +92,8 @@ def as_data_matrix(
     :param num_columns: D, if the caller already knows it.
     :returns: a float32 tensor (N, D) on the CPU.
     :raises DataError: for a non-numeric array, the wrong rank or width, no rows or
-        no columns, or NaN/Inf entries (with the index of the first one).
+        no columns, NaN/Inf entries or values beyond float32's range (with the index
+        of the first one).
     """
     if isinstance(data, torch.Tensor):
         array = data.detach().cpu()
@@ -115,7 +116,27 @@ def as_data_matrix(
         raise DataError(
             f"{name} must have {num_columns} columns (data_dim), got {array.shape[1]}"
         )
-    array = array.to(torch.float32)
+    _check_finite(name, array)
+    # Checked before the cast: a finite float64 beyond float32's range would
+    # otherwise become inf and be reported as "infinite".
+    if array.dtype.is_floating_point and array.dtype.itemsize > 4:
+        too_big = array.abs() > FLOAT32_MAX
+        if too_big.any():
+            row, col = (int(i) for i in too_big.nonzero()[0])
+            raise DataError(
+                f"{name} has {int(too_big.sum())} value(s) beyond float32's range "
+                f"(±{FLOAT32_MAX:.3g}), the first {float(array[row, col]):.3g} at "
+                f"row {row}, column {col}: rescale the data"
+            )
+    return array.to(torch.float32)
+
+
+#: the largest finite float32, the dtype the models compute in
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _check_finite(name: str, array: torch.Tensor) -> None:
+    """Raise a :class:`DataError` naming the first NaN or infinite entry."""
     bad = ~torch.isfinite(array)
     if bad.any():
         row, col = (int(i) for i in bad.nonzero()[0])
@@ -123,4 +144,88 @@ def as_data_matrix(
             f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at "
             f"row {row}, column {col}"
         )
-    return array
+
+
+def check_varies(data: torch.Tensor | np.ndarray, name: str = "data") -> None:
+    """Refuse a data matrix a covariance cannot be estimated from.
+
+    :param data: (N, D), finite.
+    :raises DataError: for fewer than two rows, or rows that are all the same (no
+        variance in any column).
+    """
+    array = torch.as_tensor(data)
+    n = array.shape[0]
+    if n < 2:
+        raise DataError(
+            f"{name} has {n} row{'' if n == 1 else 's'}: at least 2 are needed, as "
+            "the data's covariance needs two points"
+        )
+    if bool((array == array[:1]).all()):
+        raise DataError(
+            f"{name} has no variance: all {n} rows are the same ({_row(array[0])}); "
+            "the model needs data that vary"
+        )
+
+
+#: the largest total variance (summed over columns) data may have for a float32
+#: model: its fit and checks square the covariance's entries (the Frobenius norms
+#: of the criticism), so the variance itself must be below sqrt(float32 max), about
+#: 1.8e19; 16 times below leaves room for replicated data that spread more. PPCA
+#: measured: every fit and check finite at 1e19, the first non-finite at 1e20.
+MAX_TOTAL_VARIANCE = math.sqrt(FLOAT32_MAX) / 16
+
+
+def check_float32_scale(data: torch.Tensor | np.ndarray, name: str = "data") -> None:
+    """Refuse data whose spread float32 arithmetic cannot square.
+
+    :param data: (N, D), finite.
+    :raises DataError: if the total variance about the column means is above
+        :data:`MAX_TOTAL_VARIANCE`, saying by how much to rescale.
+    """
+    x = torch.as_tensor(data).to(torch.float64)
+    spread = float((x - x.mean(dim=0, keepdim=True)).abs().max())
+    if spread == 0:
+        return
+    # Scaled first, so the squares cannot overflow even float64.
+    total = float(((x - x.mean(dim=0, keepdim=True)) / spread).square().sum())
+    variance = total / x.shape[0] * spread**2
+    if not variance <= MAX_TOTAL_VARIANCE:
+        raise DataError(
+            f"{name} spread too wide for float32: its total variance {variance:.3g} "
+            f"is above {MAX_TOTAL_VARIANCE:.3g}, beyond which the fit's squares "
+            f"overflow; rescale it, e.g. divide it by "
+            f"{divisor(variance / MAX_TOTAL_VARIANCE)} or more"
+        )
+
+
+def divisor(variance_ratio: float) -> str:
+    """What to divide data by to bring their variance down by ``variance_ratio``
+    (> 1): its square root, rounded up to two significant digits, so that dividing
+    by the number shown is always enough."""
+    root = math.sqrt(variance_ratio)
+    unit = 10.0 ** (math.floor(math.log10(root)) - 1)
+    return f"{math.ceil(root / unit * (1 - 1e-12)) * unit:.2g}"
+
+
+def _row(row: torch.Tensor, shown: int = 4) -> str:
+    values = ", ".join(f"{float(v):.6g}" for v in row[:shown])
+    return values + (", ..." if row.shape[0] > shown else "")
+
+
+def top_variance(data: torch.Tensor | np.ndarray, *, centre: bool = True) -> float:
+    """The data's variance along its principal axis: the largest eigenvalue of its
+    covariance about the column means (``centre``) or about zero, in float64 so
+    that data too large for float32 still get a number.
+
+    :param data: (N, D), finite.
+    """
+    x = torch.as_tensor(data).to(torch.float64)
+    if centre:
+        x = x - x.mean(dim=0, keepdim=True)
+    # Scaled first, so the products cannot overflow even float64.
+    scale = float(x.abs().max())
+    if scale == 0:
+        return 0.0
+    x = x / scale
+    moment = x.T @ x / x.shape[0]
+    return float(torch.linalg.eigvalsh(moment)[-1]) * scale**2

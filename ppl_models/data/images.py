@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from ppl_models.data.digits import load_digits
@@ -30,6 +31,11 @@ THRESHOLD = 0.5
 @dataclass
 class ImageData:
     """Flattened images with pixel values in [0, 1], all on one device.
+
+    A user's own images may come as tensors or NumPy arrays of any floating dtype:
+    they are stored as float32, the dtype the VAE computes in (pixels in [0, 1]
+    lose nothing that matters). Integer pixels are refused, as 0..255 would be
+    read as counts; divide them by 255 first.
 
     :ivar train: float32 (N, P), P = H * W; grayscale for ``"dynamic"`` (binarized
         per batch by :func:`train_batches`) and ``"none"``, {0, 1} for
@@ -54,9 +60,15 @@ class ImageData:
     def __post_init__(self) -> None:
         if self.binarize not in BINARIZATIONS:
             raise DataError(_unknown("binarize", self.binarize, BINARIZATIONS))
+        self.image_shape = _check_image_shape(self.image_shape)
         pixels = self.num_pixels
         for part in ("train", "test"):
-            images, labels = getattr(self, part), getattr(self, f"{part}_labels")
+            images = _as_pixels(f"ImageData.{part}", getattr(self, part))
+            labels = _as_tensor(
+                f"ImageData.{part}_labels", getattr(self, f"{part}_labels")
+            )
+            setattr(self, part, images)
+            setattr(self, f"{part}_labels", labels)
             if images.dim() != 2 or images.shape[1] != pixels:
                 raise DataError(
                     f"ImageData.{part} must have shape (N, {pixels}) for "
@@ -99,6 +111,44 @@ class ImageData:
             test=self.test.to(device),
             test_labels=self.test_labels.to(device),
         )
+
+
+def _check_image_shape(shape: object) -> tuple[int, int]:
+    """``shape`` as (H, W), two positive integers, else a :class:`DataError`."""
+    ok = isinstance(shape, tuple | list) and len(shape) == 2
+    ok = ok and all(
+        isinstance(side, int | np.integer) and not isinstance(side, bool) and side > 0
+        for side in shape
+    )
+    if not ok:
+        raise DataError(
+            f"ImageData.image_shape must be (height, width), two positive integers, "
+            f"got {shape!r}"
+        )
+    return (int(shape[0]), int(shape[1]))
+
+
+def _as_tensor(name: str, values: object) -> torch.Tensor:
+    """A tensor or NumPy array as a tensor, else a :class:`DataError`."""
+    if isinstance(values, np.ndarray):
+        return torch.from_numpy(values)
+    if not isinstance(values, torch.Tensor):
+        raise DataError(
+            f"{name} must be a torch tensor or NumPy array, got {type(values).__name__}"
+        )
+    return values
+
+
+def _as_pixels(name: str, images: object) -> torch.Tensor:
+    """Images as float32; other floating dtypes converted, integers refused."""
+    images = _as_tensor(name, images)
+    if not images.dtype.is_floating_point:
+        hint = "; divide 0..255 pixels by 255" if images.dtype == torch.uint8 else ""
+        raise DataError(
+            f"{name} must hold floating-point pixels in [0, 1], got {images.dtype}"
+            + hint
+        )
+    return images.to(torch.float32)
 
 
 def _unknown(name: str, value: object, choices: tuple[str, ...]) -> str:

@@ -12,7 +12,9 @@ import hashlib
 import http.client
 import os
 import shutil
+import socket
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Literal
@@ -117,7 +119,8 @@ def _download(name: str, directory: Path, timeout: float = TIMEOUT_S) -> list[st
     only once verified, so an interrupted or corrupted download never leaves a file
     that a later load would trust.
 
-    :returns: an empty list on success, else one line per failed attempt.
+    :returns: an empty list on success, else why each mirror failed, in a few words
+        (see :func:`_why`).
     """
     failures = []
     for mirror in MIRRORS:
@@ -137,33 +140,44 @@ def _download(name: str, directory: Path, timeout: float = TIMEOUT_S) -> list[st
         tmp = Path(tmp_name)
         try:
             _fetch(url, tmp, timeout)
-            digest = _md5(tmp)
-            if digest != MD5[name]:
-                failures.append(f"{url}: md5 {digest}, expected {MD5[name]}")
+            if _md5(tmp) != MD5[name]:
+                failures.append("a mirror served a file with the wrong md5")
                 continue
             os.replace(tmp, directory / name)
             return []
         except (OSError, http.client.HTTPException) as error:
             # URLError, HTTPError and timeouts are all OSErrors; IncompleteRead is not.
-            failures.append(f"{url}: {type(error).__name__}: {error}")
+            failures.append(_why(error, timeout))
         finally:
             tmp.unlink(missing_ok=True)
     return failures
 
 
+def _why(error: BaseException, timeout: float) -> str:
+    """A download error in a few words: the same words for the same cause, so one
+    cause met at every mirror is said once."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(reason, socket.gaierror):
+        return f"no network ({reason.strerror})"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return f"no answer in {timeout:g} s"
+    if isinstance(reason, OSError) and reason.strerror:
+        return f"{type(reason).__name__}: {reason.strerror}"
+    return f"{type(reason).__name__}: {reason}"
+
+
 def _missing_message(directory: Path, missing: list[str], failures: list[str]) -> str:
-    lines = [
-        f"MNIST file(s) missing from {directory}: {', '.join(missing)}.",
-    ]
+    """One line: the missing files, why downloading them failed, the two fixes."""
+    message = f"MNIST file(s) missing from {directory}: {', '.join(missing)}"
     if failures:
-        lines.append("Downloading them failed:")
-        lines.extend(f"  {failure}" for failure in failures)
-    lines.append(
-        f"Put the four MNIST files ({', '.join(MD5)}; gzipped or not) in {directory}, "
-        f"or point {ENV_VAR} or --data-dir at a directory whose mnist/ folder has "
-        "them, or use --dataset digits, which needs no download."
+        message += f"; downloading failed: {', '.join(dict.fromkeys(failures))}"
+    return message + (
+        f"; put them there (gzipped or not) or point --data-dir or {ENV_VAR} at a "
+        "folder whose mnist/ holds them, or use --dataset digits, which needs no "
+        "download"
     )
-    return "\n".join(lines)
 
 
 def ensure_mnist(
@@ -181,13 +195,16 @@ def ensure_mnist(
     directory = data_root(data_dir) / "mnist"
     names = FILES[split]
     missing = [name for name in names if _find(directory, name) is None]
-    if missing and not download:
-        raise DataError(_missing_message(directory, missing, []))
-    failures = []
-    for name in missing:
-        failures.extend(_download(name, directory))
-    still_missing = [name for name in names if _find(directory, name) is None]
-    if still_missing:
+    failures: list[str] = []
+    if missing and download:
+        for name in missing:
+            failures.extend(_download(name, directory))
+            if _find(directory, name) is None:
+                break  # the next file would fail the same way; say so once
+    if any(_find(directory, name) is None for name in names):
+        # All four, so one message names every file a user must put in place.
+        everything = [name for pair in FILES.values() for name in pair]
+        still_missing = [n for n in everything if _find(directory, n) is None]
         raise DataError(_missing_message(directory, still_missing, failures))
     images, labels = (_find(directory, name) for name in names)
     return images, labels

@@ -223,6 +223,8 @@ def fit_vae(
         ``test_images`` as given).
     """
     check_seed(seed)
+    if "hidden_dims" in config:
+        check_hidden_dims(config["hidden_dims"])
     settings = TrainSettings(
         elbo=elbo,
         num_particles=num_particles,
@@ -253,6 +255,15 @@ def fit_vae(
             config["likelihood"] = default_likelihood(data.binarize)
         vae_config = VAEConfig(image_shape=data.image_shape, **config)
         check_likelihood(vae_config.likelihood, data.binarize)
+        # Built before training, so data it cannot record are refused first.
+        run_config = VAERunConfig(
+            dataset=data.name,
+            train_images=train_images,
+            test_images=test_images,
+            binarize=data.binarize,
+            **common_values(vae_config, VAERunConfig),
+            **common_values(settings, VAERunConfig),
+        )
         pyro.set_rng_seed(seed)  # fixes the initial weights too
         vae = VAE(vae_config).to(device)
         board = (
@@ -278,17 +289,26 @@ def fit_vae(
         finally:
             if board is not None:
                 board.close()
-    run_config = VAERunConfig(
-        dataset=data.name,
-        train_images=train_images,
-        test_images=test_images,
-        binarize=data.binarize,
-        **common_values(vae_config, VAERunConfig),
-        **common_values(settings, VAERunConfig),
-    )
     return VAEFit(
         vae, data, settings, trained.history, run_config, trained.resume_state
     )
+
+
+def check_hidden_dims(hidden_dims: object) -> None:
+    """``hidden_dims`` must be a tuple (or list) of positive integers, one width
+    per hidden layer; a bare int is refused rather than guessed at.
+
+    :raises UsageError: naming ``hidden_dims``.
+    """
+    ok = isinstance(hidden_dims, tuple | list) and all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 1
+        for size in hidden_dims
+    )
+    if not ok:
+        raise UsageError(
+            "hidden_dims must be a tuple of positive integers, one width per hidden "
+            f"layer, e.g. (16,) or (400, 200); got {hidden_dims!r}"
+        )
 
 
 def check_likelihood(likelihood: str, binarize: str) -> None:
