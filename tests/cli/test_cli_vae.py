@@ -107,7 +107,10 @@ def _write_truncated_mnist(root):
     mnist = root / "mnist"
     mnist.mkdir(parents=True)
     payload = gzip.compress(b"\x00\x00\x08\x03" + (60000).to_bytes(4, "big") * 1)
-    (mnist / "train-images-idx3-ubyte.gz").write_bytes(payload)
+    # all four there, so that what is refused is the truncated images file
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):  # fmt: skip
+        (mnist / name).write_bytes(payload)
 
 
 @pytest.fixture

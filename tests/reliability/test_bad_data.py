@@ -5,6 +5,7 @@ line that says MNIST is missing.
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import urllib.error
@@ -20,7 +21,7 @@ from ppl_models.models.ppca import closed_form, fit_ppca, subspace_cosine
 from ppl_models.models.ppca.experiment import (
     MAX_PRIOR_PULL,
     PRIOR_W_SCALE,
-    check_user_data,
+    prior_pull_note,
 )
 from ppl_models.models.vae import fit as vae_fit
 from ppl_models.models.vae import fit_vae
@@ -105,29 +106,43 @@ def test_one_simulated_point_is_refused(capsys, tmp_path):
 )
 def test_data_on_a_huge_scale_are_refused_with_the_divisor(capsys, tmp_path, data):
     line = fit_file(capsys, tmp_path, data)
-    assert "too large a scale for PPCA's prior on w (sd 2)" in line
-    assert "divide the data by" in line
+    assert "spread too wide for float32" in line and "divide it by" in line
     # From Python too, before a step: float32 cannot square their spread.
     with pytest.raises(DataError, match="spread too wide for float32"):
         fit_ppca(data, steps=2, device="cpu", progress=False)
 
 
-def test_the_prior_scale_boundary_on_both_sides(capsys, tmp_path):
+def test_a_fit_the_prior_pulls_from_maximum_likelihood_says_so(capsys, tmp_path):
     x = correlated(200)
-    # Just outside: refused, and dividing by the number given brings it inside.
+    # Just outside: fitted, with a warning and a note in the summary; dividing by
+    # the number the note gives brings the data inside.
     outside = scaled(x, MAX_PRIOR_PULL * 1.05)
-    line = fit_file(capsys, tmp_path, outside)
-    divide_by = float(line.split("divide the data by ")[1].split()[0])
-    check_user_data(torch.from_numpy(outside / divide_by).float(), centre=True)
-    # Just inside: accepted, and the fit is maximum likelihood's but for the
+    np.save(tmp_path / "data.npy", outside)
+    out = tmp_path / "run"
+    assert main(["fit", "ppca", *QUICK, "--out", str(out),
+                 "--data", str(tmp_path / "data.npy")]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "note: the prior on w (sd 2) pulls the axes toward zero" in err
+    note = json.loads((out / "summary.json").read_text())["prior_note"]
+    assert note.startswith("the prior on w (sd 2) pulls the axes toward zero")
+    divide_by = float(note.split("divide the data by ")[1].split()[0])
+    centred = torch.from_numpy(outside / divide_by).float()
+    assert prior_pull_note(centred, centre=True) is None
+    # Just inside: no note, and the fit is maximum likelihood's but for the
     # prior's small pull: the same axis, its length within 7%, the same noise.
     inside = scaled(x, MAX_PRIOR_PULL * 0.95)
-    check_user_data(torch.from_numpy(inside).float(), centre=True)
     fit = fit_ppca(inside, inference="collapsed", device="cpu", progress=False)
+    assert "prior_note" not in fit.summary()
     exact = closed_form(fit.x, 1)
     assert subspace_cosine(fit.w, exact.w) > 0.9999
     assert 0.93 < float(fit.w.norm() / exact.w.norm()) <= 1.0
     assert fit.noise_scale == pytest.approx(exact.noise_scale_ml, rel=0.02)
+    # Far outside, the note is in a Python fit's summary too, and it is true: the
+    # axes are far shorter than maximum likelihood's.
+    far = fit_ppca(scaled(x, 30.0), inference="collapsed", device="cpu",
+                   progress=False)  # fmt: skip
+    assert "prior_note" in far.summary()
+    assert float(far.w.norm() / closed_form(far.x, 1).w.norm()) < 0.5
 
 
 def test_the_float32_boundary_on_both_sides():
@@ -143,7 +158,7 @@ def test_the_float32_boundary_on_both_sides():
     with pytest.raises(DataError, match="spread too wide for float32"):
         fit_ppca(at(1.1), steps=2, device="cpu", progress=False)
     # Just inside, every number of the fit and its checks is finite (the prior
-    # still shrinks w on this scale: the command line refuses such data).
+    # still shrinks w on this scale, and the summary's prior_note says so).
     fit = fit_ppca(at(0.9), inference="collapsed", steps=30, device="cpu",
                    progress=False)  # fmt: skip
     numbers = [v for v in fit.summary().values() if isinstance(v, float)]

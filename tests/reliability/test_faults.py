@@ -15,7 +15,7 @@ import torch
 
 from ppl_models.cli import main
 from ppl_models.data import load_images
-from ppl_models.errors import NumericalError, ResourceError
+from ppl_models.errors import DataError, NumericalError, ResourceError
 from ppl_models.inference import trainer as train_module
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train_vae
@@ -79,12 +79,15 @@ def test_nan_stops_the_command_line_with_status_1(capsys, tmp_path):
     assert "NaN or infinite at step" in err and len(err.strip().splitlines()) == 1
 
 
-def test_ppca_stops_at_the_first_nonfinite_step_of_data_too_large_for_float32():
+def test_ppca_refuses_data_too_large_for_float32_and_stops_at_a_nonfinite_step():
     from ppl_models.models.ppca import fit_ppca
 
     x = torch.randn(100, 2) * 1e30  # finite, but its squares overflow float32
-    with pytest.raises(NumericalError, match="NaN or infinite at step 1 of 50;"):
+    with pytest.raises(DataError, match="spread too wide for float32"):
         fit_ppca(x, steps=50, device="cpu", progress=False)
+    # Data within float32 that a step ruins are still stopped at their first step.
+    with pytest.raises(NumericalError, match="NaN or infinite at step 2 of 50;"):
+        fit_ppca(torch.randn(100, 2), steps=50, lr=1e6, device="cpu", progress=False)
 
 
 def test_ppca_nan_stops_the_command_line_with_status_1_and_leaves_no_run(

@@ -411,7 +411,7 @@ def test_a_checkpoint_past_the_file_size_limit_stops_the_fit_in_one_line(tmp_pat
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]  # after the epochs' log lines
     assert last == (
-        f"ppl-models: training stopped: could not write {out / 'checkpoint.pt'}: "
+        f"ppl-models: error: could not write {out / 'checkpoint.pt'}: "
         "file too large (over the file system's or the process's size limit); the "
         "previous checkpoint.pt is intact"
     )

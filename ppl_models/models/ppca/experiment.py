@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from pyro.infer import ELBO
 
 from ppl_models.data.arrays import load_array_file
-from ppl_models.errors import DataError, UsageError
+from ppl_models.errors import UsageError
 from ppl_models.fullbatch import FullBatchSpec, WithExtras
 from ppl_models.models.ppca import checkpoint, criticize
 from ppl_models.models.ppca.config import PPCARunConfig
@@ -37,39 +38,49 @@ from ppl_models.validation import (
 
 #: the sd of the prior on each entry of w that PPCASpec.build's models have
 PRIOR_W_SCALE = float(inspect.signature(PPCA).parameters["prior_w_scale"].default)
-#: the largest ``top_variance / (N * PRIOR_W_SCALE**2)`` a user's data may have.
-#: The collapsed MAP of an axis of variance lambda solves
+#: the ``top_variance / (N * PRIOR_W_SCALE**2)`` above which a fit on a user's data
+#: carries a note. The collapsed MAP of an axis of variance lambda solves
 #: ``u**2 + N p**2 u - N p**2 lambda = 0`` (u = |w|**2 + sigma**2), so the prior
 #: shrinks u by about lambda / (N p**2) of itself. Measured (N = 30 to 2000) at
-#: this limit, the collapsed fit's axes are within 6% of maximum likelihood in
+#: this value, the collapsed fit's axes are within 6% of maximum likelihood in
 #: length and 1e-4 in direction; at 3 the mean-field fit collapses to w = 0, and
 #: far above every method does, its noise taking all the variance.
 MAX_PRIOR_PULL = 0.1
 
+_log = logging.getLogger(__name__)
 
-def check_user_data(x_nd: torch.Tensor, *, centre: bool) -> None:
+
+def check_user_data(x_nd: torch.Tensor) -> None:
     """Refuse a user's data PPCA cannot fit: fewer than two points, no variance,
-    or a scale so large that the prior on w, not the data, sets the axes (and
-    squares overflow float32 long before).
+    or a spread whose squares overflow float32.
 
     :param x_nd: the data, (N, D), finite.
-    :param centre: whether the model learns the mean (else it is zero).
     :raises DataError: saying what to change.
     """
     check_varies(x_nd, "data")
+    check_float32_scale(x_nd, "data")
+
+
+def prior_pull_note(x_nd: torch.Tensor, *, centre: bool) -> str | None:
+    """A note on how far the prior on w pulls a fit of ``x_nd`` (N, D) from
+    maximum likelihood, where it is more than a few percent; else None.
+
+    The prior's sd is fixed (the lecture's), not scaled to the data: on data of a
+    large scale it shrinks the axes, and far above :data:`MAX_PRIOR_PULL` it
+    collapses them to zero with the noise taking all the variance.
+    """
     n = x_nd.shape[0]
-    top = top_variance(x_nd, centre=centre)
-    limit = MAX_PRIOR_PULL * n * PRIOR_W_SCALE**2
-    if not top <= limit:
-        about = "about their mean" if centre else "about zero (the mean is zero)"
-        raise DataError(
-            f"data are on too large a scale for PPCA's prior on w (sd "
-            f"{PRIOR_W_SCALE:g}): their variance along the principal axis {about} is "
-            f"{top:.3g}, above {MAX_PRIOR_PULL:g} x N x {PRIOR_W_SCALE:g}^2 = "
-            f"{limit:.3g} (N = {n}), where the prior shrinks the fitted axes or "
-            f"collapses them to zero; divide the data by {divisor(top / limit)} or "
-            "more"
-        )
+    pull = top_variance(x_nd, centre=centre) / (n * PRIOR_W_SCALE**2)
+    if pull <= MAX_PRIOR_PULL:
+        return None
+    return (
+        f"the prior on w (sd {PRIOR_W_SCALE:g}) pulls the axes toward zero on data "
+        f"of this scale: their variance along the principal axis is {pull:.3g} x N "
+        f"x {PRIOR_W_SCALE:g}^2, and above {MAX_PRIOR_PULL:g} the fitted axes are "
+        "shorter than maximum likelihood's (compare w with w_closed_form), above "
+        f"about 3 zero; divide the data by {divisor(pull / MAX_PRIOR_PULL)} or more "
+        "for a fit within a few percent of it"
+    )
 
 
 def check_num_datapoints(n: int) -> int:
@@ -135,7 +146,10 @@ class PPCASpec(FullBatchSpec):
         """
         if config.data is not None:
             x_nd = as_data_matrix(load_array_file(config.data), "data")
-            check_user_data(x_nd, centre=config.learns_mean)
+            check_user_data(x_nd)
+            note = prior_pull_note(x_nd, centre=config.learns_mean)
+            if note is not None:
+                _log.warning("note: %s", note)
             return (x_nd.to(device).T.contiguous(),)
         model = PPCA(config.data_dim, config.latent_dim, config.simulation_noise_scale)
         n = check_num_datapoints(config.num_datapoints)
@@ -154,7 +168,7 @@ class PPCASpec(FullBatchSpec):
             noise = config.simulation_noise_scale
             return replace(config, noise_scale=noise, mean=mean)
         x_nd = as_data_matrix(load_array_file(config.data), "data")
-        check_user_data(x_nd, centre=config.learns_mean)
+        check_user_data(x_nd)
         n, d = x_nd.shape
         return replace(config, num_datapoints=n, data_dim=d, mean=mean)
 
@@ -186,6 +200,10 @@ class PPCASpec(FullBatchSpec):
                 "joint MAP's noise scale is biased low by design: it divides the "
                 "residual by D where maximum likelihood divides by D - K"
             )
+        if fit.w_true is None:  # a user's data
+            note = prior_pull_note(fit.x.T, centre=fit.model.learns_mean)
+            if note is not None:
+                numbers["prior_note"] = note
         if fit.w_true is not None:
             numbers["w_true"] = fit.w_true.tolist()
         if fit.w_scale is not None:
