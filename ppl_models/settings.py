@@ -180,15 +180,17 @@ def settings_of(cls: type) -> list[Setting]:
     return found
 
 
-def check_settings(config: Any) -> None:
+def check_settings(config: Any, skip: Sequence[str] = ()) -> None:
     """Check every setting of the dataclass ``config`` against its declaration
     (type, choices, range): a config's ``__post_init__`` calls it, so a config from
     the command line, from ``config.json`` or from Python is checked alike.
 
+    :param skip: settings not to check (one whose values a fit from Python may
+        extend, such as the name of a user's own data).
     :raises UsageError: naming the first setting that is out of bounds.
     """
     for s in settings_of(type(config)):
-        if getattr(config, s.name) is not MISSING:
+        if s.name not in skip and getattr(config, s.name) is not MISSING:
             s.check(getattr(config, s.name))
 
 

@@ -141,3 +141,16 @@ def test_fit_vae_reads_mnist_from_the_folder_it_is_given(tmp_path, monkeypatch):
     with pytest.raises(DataError) as error:
         fit_vae("mnist", data_dir=tmp_path / "given", device="cpu", progress=False)
     assert str(tmp_path / "given" / "mnist") in str(error.value)
+
+
+def test_a_users_own_images_fit_and_the_fit_records_their_name():
+    from ppl_models.data import ImageData
+
+    pixels = torch.rand(100, 64).round()
+    labels = torch.zeros(100, dtype=torch.long)
+    data = ImageData(pixels, labels, pixels[:20], labels[:20], (8, 8), "threshold",
+                     "my-images")  # fmt: skip
+    fit = fit_vae(data, epochs=1, hidden_dims=(8,), latent_dim=2, progress=False,
+                  device="cpu")  # fmt: skip
+    assert fit.config.dataset == "my-images"
+    assert len(fit.history.test_elbo) == 1

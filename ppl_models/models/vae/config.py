@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ppl_models.data.images import BINARIZATIONS, DATASETS
+from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import ELBOS
 from ppl_models.models.vae.model import LIKELIHOODS, VAEConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
@@ -73,8 +74,11 @@ class VAERunConfig:
     seed: int = seed_setting()
 
     def __post_init__(self) -> None:
-        # Every setting within its declared range, however the config was made.
-        check_settings(self)
+        # Every setting within its declared range, however the config was made;
+        # a fit from Python of a user's own ImageData records that data's name.
+        check_settings(self, skip=("dataset",))
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise UsageError(f"dataset must be a name, got {self.dataset!r}")
 
     def resolved(self) -> VAERunConfig:
         """The config with the latent size by architecture and the likelihood by
