@@ -260,9 +260,16 @@ def test_a_bare_int_for_hidden_dims_is_refused_before_training(no_training):
     )
 
 
-def test_images_fit_vae_cannot_record_are_refused_before_training(no_training):
-    with pytest.raises(UsageError, match="unknown dataset 'mine'"):
-        fit_vae(images(name="mine"), **SMALL)
+def test_a_saved_fit_of_a_users_own_images_is_refused_on_load_by_name(tmp_path):
+    # The fit records the data's own name; a run directory cannot load such data
+    # back, and says so instead of failing deep in loading.
+    import ppl_models
+    from ppl_models.errors import CheckpointError
+
+    fit = fit_vae(images(name="mine"), **SMALL)
+    fit.save(tmp_path / "run")
+    with pytest.raises(CheckpointError, match="unknown dataset 'mine'"):
+        ppl_models.load_fit(tmp_path / "run", device="cpu")
 
 
 # --- 5: MNIST missing --------------------------------------------------------
