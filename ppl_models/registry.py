@@ -102,7 +102,7 @@ class ModelSpec(ABC):
         return the summary.
 
         With ``options.resume``, go on from the checkpoint in ``run_dir``; ``config``
-        is then the run's own (see :func:`ppl_models.settings.resumed`).
+        is then the run's own (see :func:`ppl_models.run_config.resumed`).
         """
 
     @classmethod

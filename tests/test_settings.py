@@ -13,18 +13,20 @@ import pytest
 
 from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.run_dir import write_config
-from ppl_models.settings import (
-    common_values,
+from ppl_models.run_config import (
     config_from_dict,
     config_to_dict,
-    differing_fields,
-    parse_seed,
     read_run_config,
     resumed,
+    write_run_config,
+)
+from ppl_models.settings import (
+    common_values,
+    differing_fields,
+    parse_seed,
     seed_setting,
     setting,
     settings_of,
-    write_run_config,
 )
 from ppl_models.validation import MAX_SEED
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from ppl_models.cli.fitting import add_fit_options, headline, run_fit
 from ppl_models.io.run_dir import prepare_run_dir, write_summary, writing_run
 from ppl_models.registry import get_model, list_models
-from ppl_models.settings import read_run_config
+from ppl_models.run_config import read_run_config
 
 
 def run_demo(out: Path, device: str = "auto") -> dict[str, dict]:

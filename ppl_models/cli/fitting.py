@@ -22,7 +22,8 @@ from ppl_models.io.run_dir import (
     writing_run,
 )
 from ppl_models.registry import ModelSpec, RunOptions
-from ppl_models.settings import read_run_config, resumed, setting, settings_of
+from ppl_models.run_config import read_run_config, resumed
+from ppl_models.settings import setting, settings_of
 from ppl_models.threads import THREADS_HELP, parse_threads, set_fit_threads
 
 

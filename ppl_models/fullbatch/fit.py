@@ -26,8 +26,8 @@ from ppl_models.inference import initialize_guide
 from ppl_models.io.checkpoint import load_state, save_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, write_summary, write_table
 from ppl_models.plots import plot_loss_trace, save_figure
+from ppl_models.run_config import write_run_config
 from ppl_models.seeding import caller_rng_kept, derived_seed
-from ppl_models.settings import write_run_config
 from ppl_models.validation import check_positive_int
 
 if TYPE_CHECKING:

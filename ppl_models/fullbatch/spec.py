@@ -37,13 +37,13 @@ from ppl_models.io.checkpoint import check_entries, load_checkpoint
 from ppl_models.io.run_dir import CHECKPOINT, update_summary
 from ppl_models.plots import plot_ppc, save_figure
 from ppl_models.registry import ModelSpec, RunOptions, SmokeCase
-from ppl_models.seeding import caller_rng_kept
-from ppl_models.settings import (
+from ppl_models.run_config import (
     check_config_unedited,
-    command_line,
     read_run_config,
     write_run_config,
 )
+from ppl_models.seeding import caller_rng_kept
+from ppl_models.settings import command_line
 
 #: what every full-batch checkpoint holds (after the model's upgrade of old ones)
 ENTRIES = {

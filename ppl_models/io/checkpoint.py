@@ -27,7 +27,7 @@ def save_checkpoint(path: str | Path, model: str, payload: dict[str, Any]) -> No
 
     A checkpoint written into a run directory also keeps, as ``settings``, the
     ``config.json`` beside it, so that an edit of that file afterwards is found
-    (:func:`ppl_models.settings.check_config_unedited`) instead of obeyed by one
+    (:func:`ppl_models.run_config.check_config_unedited`) instead of obeyed by one
     command and ignored by another.
     """
     path = Path(path)

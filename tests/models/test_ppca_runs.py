@@ -30,8 +30,8 @@ from ppl_models.models.ppca import (
 )
 from ppl_models.models.ppca import criticize as ppca_criticize
 from ppl_models.registry import RunOptions
+from ppl_models.run_config import read_run_config
 from ppl_models.seeding import derived_seed
-from ppl_models.settings import read_run_config
 from tests.conftest import TEST_DEVICE
 
 # The device under test: on a GPU the run, its checkpoint and its reload stay there.

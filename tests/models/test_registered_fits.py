@@ -24,7 +24,7 @@ from ppl_models.cli.options import add_options, from_namespace
 from ppl_models.fullbatch import FullBatchSpec
 from ppl_models.inference import trainer
 from ppl_models.io.checkpoint import load_checkpoint, save_checkpoint
-from ppl_models.settings import read_run_config
+from ppl_models.run_config import read_run_config
 
 #: the settings that say how long a run is, in all (resumed parts included)
 RUN_LENGTHS = ("steps", "epochs")

@@ -21,12 +21,8 @@ from ppl_models import get_model, list_models
 from ppl_models.cli import main
 from ppl_models.errors import CheckpointError
 from ppl_models.registry import ModelSpec, register_model
-from ppl_models.settings import (
-    config_from_dict,
-    config_to_dict,
-    read_run_config,
-    settings_of,
-)
+from ppl_models.run_config import config_from_dict, config_to_dict, read_run_config
+from ppl_models.settings import settings_of
 
 
 def run_cli(capsys, *argv):

@@ -23,7 +23,7 @@ from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, VAERunConfig, r
 from ppl_models.models.vae import history as vae_history
 from ppl_models.models.vae.experiment import VAESpec
 from ppl_models.models.vae.train import History, checkpoint_payload
-from ppl_models.settings import read_run_config, write_run_config
+from ppl_models.run_config import read_run_config, write_run_config
 from tests.conftest import assert_same_parameters
 
 HISTORY = History(train_elbo=[-50.0, -45.0], test_elbo=[-52.0, -47.5],

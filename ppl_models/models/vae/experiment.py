@@ -25,12 +25,8 @@ from ppl_models.models.vae.model import VAE, VAEConfig, make_elbo
 from ppl_models.models.vae.runs import load_fit, resume_record
 from ppl_models.models.vae.train import TrainSettings
 from ppl_models.registry import ModelSpec, RunOptions, SmokeCase, register_model
-from ppl_models.settings import (
-    common_values,
-    config_to_dict,
-    setting,
-    write_run_config,
-)
+from ppl_models.run_config import config_to_dict, write_run_config
+from ppl_models.settings import common_values, setting
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ from ppl_models.models.vae.history import (
 )
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import TrainSettings, train_vae
+from ppl_models.run_config import config_to_dict, write_run_config
 from ppl_models.seeding import caller_rng_kept, derived_seed
-from ppl_models.settings import common_values, config_to_dict, write_run_config
+from ppl_models.settings import common_values
 from ppl_models.validation import check_positive_int, check_seed
 
 

@@ -19,11 +19,8 @@ from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.train import RESUME_KEYS
-from ppl_models.settings import (
-    check_config_unedited,
-    differing_fields,
-    read_run_config,
-)
+from ppl_models.run_config import check_config_unedited, read_run_config
+from ppl_models.settings import differing_fields
 
 
 def resume_record(
