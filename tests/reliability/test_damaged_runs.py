@@ -8,9 +8,7 @@ each test is one of them.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import shutil
@@ -21,38 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ppl_models.cli import main
 from ppl_models.io.checkpoint import save_checkpoint
-
-DIGITS = ["fit", "vae", "--dataset", "digits", "--hidden-dim", "16", "--latent-dim",
-          "2", "--batch-size", "256", "--no-criticize", "--device", "cpu"]  # fmt: skip
-PPCA = ["fit", "ppca", "--num-datapoints", "100", "--steps", "20", "--ppc-samples",
-        "5", "--device", "cpu"]  # fmt: skip
-
-
-def run(*argv) -> tuple[int, str]:
-    """Run the command line; its exit status and its stderr."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        status = main([str(a) for a in argv])
-    return status, err.getvalue()
-
-
-def assert_refused(status: int, err: str, *fragments: str) -> None:
-    """Exit status 2, one line, no traceback, and each fragment in the line."""
-    assert status == 2, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """A 2-epoch digits VAE run and a PPCA run, fitted once for the module."""
-    root = tmp_path_factory.mktemp("runs")
-    assert run(*DIGITS, "--epochs", "2", "--out", root / "vae")[0] == 0
-    assert run(*PPCA, "--out", root / "ppca")[0] == 0
-    return {"vae": root / "vae", "ppca": root / "ppca"}
+from tests.reliability.cli_runs import DIGITS, PPCA, assert_refused, run
 
 
 @pytest.fixture

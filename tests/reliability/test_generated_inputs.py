@@ -11,8 +11,6 @@ run of the hardening work drew thousands::
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import os
 from pathlib import Path
@@ -23,13 +21,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ppl_models.cli import main
 from ppl_models.errors import UsageError
 from ppl_models.models.ppca import fit_ppca
 from ppl_models.models.vae import fit_vae
 from ppl_models.registry import get_model, list_models
 from ppl_models.settings import Setting, settings_of
 from ppl_models.validation import MAX_INT
+from tests.reliability.cli_runs import assert_refused, run
 
 EXAMPLES = int(os.environ.get("PPL_MODELS_GENERATED_EXAMPLES", "60"))
 GENERATED = settings(
@@ -37,18 +35,6 @@ GENERATED = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def run(*argv) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        status = main([str(a) for a in argv])
-    return status, err.getvalue()
-
-
-def assert_one_line_refusal(status: int, err: str) -> None:
-    assert status == 2, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 # Text that is not a number in any form Python's int() or float() reads.
@@ -132,7 +118,7 @@ def test_a_bad_value_of_any_fit_option_is_one_line_and_writes_nothing(
     # the smoke sizes first, so a value wrongly taken would fit quickly and fail
     argv = ["fit", name, *spec.smoke_fit_args(), "--device", "cpu",
             "--out", out, f"{s.flag}={words[0]}", *words[1:]]  # fmt: skip
-    assert_one_line_refusal(*run(*argv))
+    assert_refused(*run(*argv))
     assert not out.exists()
 
 
@@ -167,7 +153,7 @@ def test_a_bad_value_of_an_evaluate_or_criticize_option_leaves_the_run_as_it_was
     command, s = data.draw(st.sampled_from(RUN_OPTIONS))
     value = data.draw(bad_text(s))
     files = {p.name: p.read_bytes() for p in vae_run.iterdir() if p.is_file()}
-    assert_one_line_refusal(*run(command, vae_run, f"{s.flag}={value}"))
+    assert_refused(*run(command, vae_run, f"{s.flag}={value}"))
     assert {p.name: p.read_bytes() for p in vae_run.iterdir() if p.is_file()} == files
 
 
@@ -176,7 +162,7 @@ def test_a_bad_value_of_an_evaluate_or_criticize_option_leaves_the_run_as_it_was
 def test_a_bad_export_sample_count_is_refused(data, vae_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "data.nc"
     value = data.draw(bad_int(count_option("samples")))
-    assert_one_line_refusal(*run("export", vae_run, "--out", out, f"--samples={value}"))
+    assert_refused(*run("export", vae_run, "--out", out, f"--samples={value}"))
     assert not out.exists()
 
 
