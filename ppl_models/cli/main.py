@@ -50,7 +50,15 @@ class OneLineErrorParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        # argparse echoes some words as typed ("unrecognized arguments: ..."): a
+        # control character in them would break the one line.
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
+
+def printable(text: str) -> str:
+    """``text`` with each non-printable character (a newline, a carriage return)
+    written as its escape, so that it shows on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def build_parser() -> argparse.ArgumentParser:

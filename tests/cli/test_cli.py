@@ -300,3 +300,11 @@ def test_demo_fits_every_bundled_model_offline(
         for figure in (tmp_path / run).glob("*.png"):
             assert f"\n  {figure.name}: " in block, (run, figure.name)
     assert "joint MAP sits near p = 1" in out.split("demo: ppca-map")[1]
+
+
+def test_a_control_character_echoed_from_the_command_line_stays_on_one_line(capsys):
+    # found by the generated-input tests: argparse echoes unrecognised words as typed
+    status, _, err = run_cli(capsys, "fit", "vae", "--hidden-dim=4", "\r:\n",
+                             "--out", "unused")  # fmt: skip
+    assert status == 2
+    assert err == "ppl-models: error: unrecognized arguments: \\r:\\n\n"

@@ -57,9 +57,9 @@ def bad_int(s: Setting) -> st.SearchStrategy[str]:
     return st.one_of(
         st.integers(max_value=low - 1).map(str),
         st.integers(min_value=high + 1, max_value=2**80).map(str),
-        st.floats(allow_nan=False, allow_infinity=False)
-        .filter(lambda x: x != int(x) if math.isfinite(x) else True)
-        .map(repr),
+        st.tuples(st.integers(-(10**6), 10**6), st.integers(1, 99)).map(
+            lambda t: f"{t[0]}.{t[1]:02d}"
+        ),
         NOT_A_NUMBER,
     )
 
