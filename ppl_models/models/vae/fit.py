@@ -31,7 +31,7 @@ from ppl_models.models.vae.history import (
     save_nelbo_plot,
     write_metrics,
 )
-from ppl_models.models.vae.model import VAE, VAEConfig
+from ppl_models.models.vae.model import VAE, VAEConfig, check_hidden_dims
 from ppl_models.models.vae.train import TrainSettings, train_vae
 from ppl_models.run_config import config_to_dict, write_run_config
 from ppl_models.seeding import caller_rng_kept, derived_seed
@@ -224,7 +224,7 @@ def fit_vae(
         ``test_images`` as given).
     """
     check_seed(seed)
-    if "hidden_dims" in config:
+    if "hidden_dims" in config:  # before any data loads
         check_hidden_dims(config["hidden_dims"])
     settings = TrainSettings(
         elbo=elbo,
@@ -293,23 +293,6 @@ def fit_vae(
     return VAEFit(
         vae, data, settings, trained.history, run_config, trained.resume_state
     )
-
-
-def check_hidden_dims(hidden_dims: object) -> None:
-    """``hidden_dims`` must be a tuple (or list) of positive integers, one width
-    per hidden layer; a bare int is refused rather than guessed at.
-
-    :raises UsageError: naming ``hidden_dims``.
-    """
-    ok = isinstance(hidden_dims, tuple | list) and all(
-        isinstance(size, int) and not isinstance(size, bool) and size >= 1
-        for size in hidden_dims
-    )
-    if not ok:
-        raise UsageError(
-            "hidden_dims must be a tuple of positive integers, one width per hidden "
-            f"layer, e.g. (16,) or (400, 200); got {hidden_dims!r}"
-        )
 
 
 def check_likelihood(likelihood: str, binarize: str) -> None:

@@ -30,6 +30,22 @@ from ppl_models.validation import check_choice, check_positive_int
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "normal")
 
 
+def check_hidden_dims(hidden_dims: object) -> None:
+    """``hidden_dims`` must be a tuple (or list) of positive integers, one width
+    per hidden layer; a bare int is refused rather than guessed at. A fit checks it
+    before it loads any data.
+
+    :raises UsageError: naming ``hidden_dims``.
+    """
+    if not isinstance(hidden_dims, tuple | list):
+        raise UsageError(
+            "hidden_dims must be a tuple of positive integers, one width per hidden "
+            f"layer, e.g. (16,) or (400, 200); got {hidden_dims!r}"
+        )
+    for size in hidden_dims:
+        check_positive_int("hidden_dim", size)
+
+
 @dataclass(frozen=True)
 class VAEConfig:
     """Everything that fixes a VAE's architecture; saved as JSON with each run."""
@@ -51,8 +67,7 @@ class VAEConfig:
         check_choice("prior", self.prior, PRIORS)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_positive_int("mixture_components", self.mixture_components)
-        for size in self.hidden_dims:
-            check_positive_int("hidden_dim", size)
+        check_hidden_dims(self.hidden_dims)
         object.__setattr__(self, "image_shape", tuple(self.image_shape))
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
 
