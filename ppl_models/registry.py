@@ -81,6 +81,8 @@ class ModelSpec(ABC):
     evaluate_class: ClassVar[type | None] = None
     #: whether ``fit --resume`` can continue a run from its checkpoint
     can_resume: ClassVar[bool] = False
+    #: whether ``torchrun`` can train it data-parallel (minibatch models)
+    data_parallel: ClassVar[bool] = False
     #: the summary entries a user reads first, printed after ``fit`` and
     #: ``evaluate`` (and in the demo's overview) where present
     headline_keys: ClassVar[tuple[str, ...]] = ("fit_seconds",)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from dataclasses import MISSING, dataclass
+import tempfile
+from dataclasses import MISSING, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ppl_models import distributed
 from ppl_models.cli.options import add_options, from_namespace, given_settings
 from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
@@ -108,7 +112,50 @@ def run_fit(
     """
     fit = from_namespace(FitOptions, args)
     options = from_namespace(RunOptions, args)
-    device = resolve_device(fit.device)
+    if not distributed.launched():
+        return _fit_into(spec, args, fit, options, resolve_device(fit.device), quiet)
+    if not spec.data_parallel:
+        raise UsageError(
+            f"model {spec.name!r} trains on all its data at every step, so it has no "
+            "data-parallel training: run it without torchrun"
+        )
+    device = distributed.start(fit.device)
+    try:
+        if distributed.current().writes:
+            return _fit_into(spec, args, fit, options, device, quiet)
+        return _fit_beside(spec, args, fit, options, device)
+    finally:
+        distributed.stop()
+
+
+def _fit_beside(
+    spec: type[ModelSpec],
+    args: argparse.Namespace,
+    fit: FitOptions,
+    options: RunOptions,
+    device: torch.device,
+) -> dict[str, Any]:
+    """A rank other than 0 trains beside rank 0 and writes nothing of the run: it
+    reads the run's config and checkpoint, and its own files go to a folder that is
+    removed when it is done (no criticism: rank 0 does that alone)."""
+    with tempfile.TemporaryDirectory(prefix="ppl-models-rank-") as scratch:
+        if options.resume:
+            for name in (CONFIG, CHECKPOINT):
+                shutil.copy2(fit.out / name, Path(scratch) / name)
+        config = fit_config(spec, args, fit.out, options.resume)
+        config = replace(config, no_criticize=True, tensorboard=False)
+        set_fit_threads(config, device, fit.threads)
+        return spec.fit_run(config, Path(scratch), device, options)
+
+
+def _fit_into(
+    spec: type[ModelSpec],
+    args: argparse.Namespace,
+    fit: FitOptions,
+    options: RunOptions,
+    device: torch.device,
+    quiet: bool,
+) -> dict[str, Any]:
     existed = fit.out.exists()
     run_dir = prepare_run_dir(fit.out)
     # A model that cannot resume has no --resume option at all.

@@ -304,6 +304,46 @@ def _train_batches(
         yield batch
 
 
+def shard_indices(
+    num_images: int, rank: int, size: int, order: torch.Tensor
+) -> torch.Tensor:
+    """Rank ``rank``'s share of an epoch's ``order`` (a permutation of
+    ``num_images``), as ``DistributedSampler`` cuts it: the order is padded from
+    its start to a multiple of ``size``, and rank r takes every size-th image from
+    r. The shares are disjoint but for the padding, cover the epoch, and are of
+    one length, so every rank takes the same number of steps.
+
+    :returns: (ceil(num_images / size),) indices on ``order``'s device.
+    """
+    padded = -(-num_images // size) * size
+    if padded > num_images:
+        order = torch.cat([order, order[: padded - num_images]])
+    return order[rank::size]
+
+
+def shard_batches(
+    data: ImageData, batch_size: int, rank: int, size: int, seed: int
+) -> Iterator[torch.Tensor]:
+    """One epoch of rank ``rank``'s training batches, of ``size`` ranks.
+
+    The epoch's order is drawn from ``seed`` alone, alike on every rank; the
+    binarization draws come from the global generator, which each rank seeds with
+    a stream of its own.
+
+    :returns: ceil(ceil(N / size) / B) float32 (B, P) batches, the last smaller.
+    """
+    _check_batch_size(batch_size)
+    device = data.train.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    order = torch.randperm(data.train.shape[0], device=device, generator=generator)
+    mine = shard_indices(data.train.shape[0], rank, size, order)
+    for indices in mine.split(batch_size):
+        batch = data.train[indices]
+        if data.binarize == "dynamic":
+            batch = torch.bernoulli(batch)
+        yield batch
+
+
 def test_batches(data: ImageData, batch_size: int) -> Iterator[torch.Tensor]:
     """The test images in their stored order, as float32 (B, P) chunks.
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from pyro import poutine
 
+from ppl_models import distributed
+
 
 class NonFiniteWatch:
     """Watches losses and gradient norms for NaN/Inf, on the device.
@@ -54,7 +56,14 @@ class NonFiniteWatch:
         if not force and self._since_check < self.check_every:
             return None
         self._since_check = 0
-        step = int(self._first_bad)
+        first = self._first_bad
+        if distributed.current().size > 1:
+            # Every rank reads at the same steps: agree on the earliest bad one, so
+            # all stop together with the same verdict.
+            first = torch.where(first >= 0, first, torch.iinfo(first.dtype).max)
+            first = distributed.min_across(first.clone())
+            first = torch.where(first == torch.iinfo(first.dtype).max, -1, first)
+        step = int(first)
         return step if step >= 0 else None
 
 

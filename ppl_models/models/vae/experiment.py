@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ppl_models import distributed
 from ppl_models.data.images import load_images
 from ppl_models.io.run_dir import CHECKPOINT, update_summary, write_summary
 from ppl_models.models.vae.board import summary_writer_class
@@ -60,6 +61,7 @@ class VAESpec(ModelSpec):
     config_class = VAERunConfig
     evaluate_class = VAEEvaluation
     can_resume = True
+    data_parallel = True
 
     @classmethod
     def fit_run(
@@ -94,6 +96,7 @@ class VAESpec(ModelSpec):
             **config_to_dict(config),
             "device": str(device),
             "compile": options.compile,
+            "world_size": distributed.current().size,
         }
         # Resumed or not, the summary starts afresh: the history comes back from
         # the checkpoint, criticism is redone, and held-out bounds of the shorter

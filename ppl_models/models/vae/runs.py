@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ppl_models import distributed
 from ppl_models.data.images import load_images
 from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.checkpoint import check_entries, load_checkpoint, load_state
@@ -39,6 +40,13 @@ def resume_record(
     vae_config = check_checkpoint_config(record, config, checkpoint)
     check_config_unedited(VAERunConfig, run_dir, record)
     check_resumable_state(record, vae_config, checkpoint)
+    size = distributed.current().size
+    if record.get("world_size", 1) != size:
+        raise UsageError(
+            f"{checkpoint} was written by {record.get('world_size', 1)} process(es) "
+            f"training together, and this resume has {size}: each rank's shard and "
+            "random stream depend on their number, so resume with as many"
+        )
     if config.epochs <= record["epoch"]:
         raise UsageError(
             f"epochs={config.epochs}, but the checkpoint has {record['epoch']} "

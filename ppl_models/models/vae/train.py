@@ -19,15 +19,23 @@ from typing import Any
 
 import pyro
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from ppl_models.data.images import ImageData, train_batches
-from ppl_models.errors import CheckpointError, NumericalError, ResourceError
+from ppl_models import distributed
+from ppl_models.data.images import ImageData, shard_batches, train_batches
+from ppl_models.errors import (
+    CheckpointError,
+    NumericalError,
+    ResourceError,
+    UsageError,
+)
 from ppl_models.inference import make_objective
 from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.inference.guard import nonfinite_parameters, nonfinite_sites
 from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
 from ppl_models.inference.progress import logger
+from ppl_models.inference.svi import LocalELBOModule
 from ppl_models.inference.trainer import rng_state, set_rng_state, train_epochs
 from ppl_models.io.checkpoint import load_state, save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
@@ -105,18 +113,33 @@ def train_vae(
         vae.model, vae.guide, elbo, probe, compile=settings.compile
     )
     optimizer = torch.optim.Adam(objective.parameters(), lr=settings.lr)
+    world = distributed.current()
+    trained = data_parallel(objective, world)
     history = History()
     resume_state = {k: resume_from[k] for k in RESUME_KEYS} if resume_from else {}
     if resume_from is None:
         pyro.set_rng_seed(settings.seed)
     else:
         history = restore(vae, optimizer, resume_from)
-    num_train = data.train.shape[0]
+    # Several ranks each take an equal share of every epoch (padded to one
+    # length), so an epoch covers this many images.
+    num_train = -(-data.train.shape[0] // world.size) * world.size
     at_hand: list[torch.Tensor] = []  # the batch of the step under way
     evaluating = False  # whether a NumericalError is end_epoch's own
 
     def batches() -> Iterator[tuple[torch.Tensor]]:
-        for x in train_batches(data, settings.batch_size):
+        if world.size > 1:
+            # Each epoch's draws are seeded from the run's seed, the epoch and the
+            # rank, so a run resumed at an epoch boundary draws on exactly.
+            epoch = history.epochs_done + 1
+            pyro.set_rng_seed(distributed.rank_seed(settings.seed, epoch, world.rank))
+            seed = distributed.order_seed(settings.seed, epoch)
+            source = shard_batches(
+                data, settings.batch_size, world.rank, world.size, seed
+            )
+        else:
+            source = train_batches(data, settings.batch_size)
+        for x in source:
             at_hand[:] = [x]
             yield (x,)
 
@@ -125,29 +148,34 @@ def train_vae(
     ) -> dict:
         nonlocal evaluating
         evaluating = True
-        history.train_elbo.append(-float(losses.sum()) / num_train)
+        total = distributed.sum_across(losses.sum())
+        history.train_elbo.append(-float(total) / num_train)
         history.grad_norm.append(float(grad_norms.mean()))
         history.train_seconds.append(seconds)
         history.train_images += num_train
         test_elbo = held_out_elbo(vae, data, settings.seed)
         _stop_if_state_nonfinite(vae, test_elbo, epoch, checkpoint_path)
         history.test_elbo.append(test_elbo)
-        logger.info(
-            "epoch %d/%d: train ELBO %.2f, test ELBO %.2f nats per image, %.1f s",
-            epoch,
-            settings.epochs,
-            history.train_elbo[-1],
-            test_elbo,
-            seconds,
-        )
+        if world.writes:  # one log, rank 0's, where several ranks train
+            logger.info(
+                "epoch %d/%d: train ELBO %.2f, test ELBO %.2f nats per image, %.1f s",
+                epoch,
+                settings.epochs,
+                history.train_elbo[-1],
+                test_elbo,
+                seconds,
+            )
         payload = checkpoint_payload(vae, optimizer, history, copy=True)
         resume_state.update({k: payload[k] for k in RESUME_KEYS})
         evaluating = False
         return payload
 
     def save(payload: dict) -> None:
-        if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, "vae", payload)
+        if checkpoint_path is not None and world.writes:
+            # A data-parallel run records how many ranks it had: a resume needs as
+            # many (a record without it is one process's).
+            several = {"world_size": world.size} if world.size > 1 else {}
+            save_checkpoint(checkpoint_path, "vae", {**payload, **several})
 
     def after_epoch(epoch: int) -> None:
         if on_epoch_end is not None:
@@ -161,11 +189,11 @@ def train_vae(
         with pyro.validation_enabled(False), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Encountered NaN", UserWarning)
             train_epochs(
-                objective,
+                trained,
                 optimizer,
                 batches,
                 settings.epochs,
-                -(-num_train // settings.batch_size),
+                -(-(num_train // world.size) // settings.batch_size),
                 end_epoch=end_epoch,
                 first_epoch=history.epochs_done,
                 save=save,
@@ -174,7 +202,7 @@ def train_vae(
                 max_grad_norm=settings.clip_grad,
                 check_every=settings.check_every,
                 per=len,  # the loss per image
-                progress=progress,
+                progress=progress if world.writes else False,
             )
     except NumericalError as error:
         if evaluating:
@@ -195,6 +223,26 @@ def train_vae(
             + _checkpoint_note(checkpoint_path)
         ) from None
     return Trained(history, resume_state)
+
+
+def data_parallel(objective: torch.nn.Module, world: distributed.World) -> Any:
+    """``objective`` as the training loop steps it: itself in one process, else
+    wrapped in ``DistributedDataParallel`` with the ranks' gradients summed.
+
+    :raises UsageError: for a compiled objective, which is not data-parallel yet.
+    """
+    if world.size == 1:
+        return objective
+    if not isinstance(objective, LocalELBOModule):
+        raise UsageError(
+            "--compile is not supported with several processes yet: leave it out"
+        )
+    device = next(objective.parameters()).device
+    wrapped = DistributedDataParallel(
+        objective, device_ids=[device.index] if device.type == "cuda" else None
+    )
+    wrapped.register_comm_hook(None, distributed.sum_gradients)
+    return wrapped
 
 
 def _nonfinite_error(
