@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from ppl_models.device import resolve_device
 from ppl_models.errors import UsageError
@@ -130,3 +131,16 @@ def order_seed(seed: int, epoch: int) -> int:
     """A seed for an epoch's order of the training images: the same on every rank,
     so that the ranks' shards of it are disjoint and cover it."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def data_parallel(objective: torch.nn.Module) -> torch.nn.Module:
+    """``objective`` as a training step calls it: itself in one process, else
+    ``DistributedDataParallel`` over it with the ranks' gradients summed."""
+    if current().size == 1:
+        return objective
+    device = next(objective.parameters()).device
+    wrapped = DistributedDataParallel(
+        objective, device_ids=[device.index] if device.type == "cuda" else None
+    )
+    wrapped.register_comm_hook(None, sum_gradients)
+    return wrapped

@@ -119,6 +119,8 @@ def run_fit(
             f"model {spec.name!r} trains on all its data at every step, so it has no "
             "data-parallel training: run it without torchrun"
         )
+    if options.compile is not None:
+        raise UsageError("--compile is not supported under torchrun yet: leave it out")
     device = distributed.start(fit.device)
     try:
         if distributed.current().writes:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pyro
 import torch
 
+from ppl_models import distributed
 from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference.guard import NonFiniteWatch, nonfinite_parameters
 from ppl_models.inference.memory import is_out_of_memory
@@ -204,11 +205,20 @@ def train_epochs(
     check_every: int = 100,
     per: Callable[..., int] | None = None,
     progress: bool | None = None,
+    seed: int | None = None,
 ) -> None:
     """Train epochs ``first_epoch + 1`` .. ``epochs`` (counted from 1 over a whole
     run) of ``steps_per_epoch`` steps on the batches that a fresh ``batches()``
     yields, each epoch's steps through :func:`train_steps` (steps numbered over the
     whole run).
+
+    In a process group of several ranks (``torchrun``; see
+    :mod:`ppl_models.distributed`) every minibatch model trains data-parallel
+    here: ``batches()`` gives this rank's shard of the epoch, the objective steps
+    as ``DistributedDataParallel`` with the ranks' gradients summed, each epoch's
+    draws are seeded from ``seed``, the epoch and the rank (so a resumed run draws
+    on exactly), ``end_epoch`` gets the losses summed over the ranks, and rank 0
+    alone saves and shows progress.
 
     After each epoch, ``end_epoch(epoch, losses, seconds, grad_norms)`` gets its
     number, its losses and gradient norms (steps_per_epoch,) on the device and its
@@ -224,13 +234,19 @@ def train_epochs(
     """
     unsaved: list[T] = []  # the last epoch's state while it is not on disk
     device = next(objective.parameters()).device
+    world = distributed.current()
+    stepped = distributed.data_parallel(objective)
+    if not world.writes:
+        save, progress = None, False
     try:
         for epoch in range(first_epoch + 1, epochs + 1):
             start = time.perf_counter()
+            if world.size > 1 and seed is not None:
+                pyro.set_rng_seed(distributed.rank_seed(seed, epoch, world.rank))
             epoch_batches = batches()
             grad_norms = torch.empty(steps_per_epoch, device=device)
             losses = train_steps(
-                objective,
+                stepped,
                 optimizer,
                 partial(next, epoch_batches),
                 epoch * steps_per_epoch,
@@ -243,6 +259,7 @@ def train_epochs(
                 log_lines=0,
                 grad_norms=grad_norms,
             )
+            losses = distributed.sum_across(losses)
             losses.sum().item()  # waits for the device: the epoch's time is real
             seconds = time.perf_counter() - start
             unsaved[:] = [end_epoch(epoch, losses, seconds, grad_norms)]

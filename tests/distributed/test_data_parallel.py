@@ -121,3 +121,19 @@ def test_torchrun_fits_a_run_that_evaluate_and_criticize_read(tmp_path, capsys):
                    "--epochs", "3", "--resume", "--out", str(out)])  # fmt: skip
     err = capsys.readouterr().err
     assert status == 2 and "written by 2 process(es)" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "ppca"], "model 'ppca' trains on all its data at every step"),
+        (["fit", "vae", "--compile", "default"], "--compile is not supported under"),
+    ],
+)
+def test_what_cannot_train_data_parallel_is_refused_before_joining(
+    tmp_path, capsys, monkeypatch, argv, message
+):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

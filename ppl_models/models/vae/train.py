@@ -19,7 +19,6 @@ from typing import Any
 
 import pyro
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from ppl_models import distributed
 from ppl_models.data.images import ImageData, shard_batches, train_batches
@@ -27,7 +26,6 @@ from ppl_models.errors import (
     CheckpointError,
     NumericalError,
     ResourceError,
-    UsageError,
 )
 from ppl_models.inference import make_objective
 from ppl_models.inference.compiled import check_compile_mode
@@ -35,7 +33,6 @@ from ppl_models.inference.guard import nonfinite_parameters, nonfinite_sites
 from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
 from ppl_models.inference.progress import logger
-from ppl_models.inference.svi import LocalELBOModule
 from ppl_models.inference.trainer import rng_state, set_rng_state, train_epochs
 from ppl_models.io.checkpoint import load_state, save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
@@ -114,7 +111,6 @@ def train_vae(
     )
     optimizer = torch.optim.Adam(objective.parameters(), lr=settings.lr)
     world = distributed.current()
-    trained = data_parallel(objective, world)
     history = History()
     resume_state = {k: resume_from[k] for k in RESUME_KEYS} if resume_from else {}
     if resume_from is None:
@@ -128,12 +124,8 @@ def train_vae(
     evaluating = False  # whether a NumericalError is end_epoch's own
 
     def batches() -> Iterator[tuple[torch.Tensor]]:
-        if world.size > 1:
-            # Each epoch's draws are seeded from the run's seed, the epoch and the
-            # rank, so a run resumed at an epoch boundary draws on exactly.
-            epoch = history.epochs_done + 1
-            pyro.set_rng_seed(distributed.rank_seed(settings.seed, epoch, world.rank))
-            seed = distributed.order_seed(settings.seed, epoch)
+        if world.size > 1:  # this rank's share of the epoch's order
+            seed = distributed.order_seed(settings.seed, history.epochs_done + 1)
             source = shard_batches(
                 data, settings.batch_size, world.rank, world.size, seed
             )
@@ -148,8 +140,7 @@ def train_vae(
     ) -> dict:
         nonlocal evaluating
         evaluating = True
-        total = distributed.sum_across(losses.sum())
-        history.train_elbo.append(-float(total) / num_train)
+        history.train_elbo.append(-float(losses.sum()) / num_train)
         history.grad_norm.append(float(grad_norms.mean()))
         history.train_seconds.append(seconds)
         history.train_images += num_train
@@ -171,7 +162,7 @@ def train_vae(
         return payload
 
     def save(payload: dict) -> None:
-        if checkpoint_path is not None and world.writes:
+        if checkpoint_path is not None:
             # A data-parallel run records how many ranks it had: a resume needs as
             # many (a record without it is one process's).
             several = {"world_size": world.size} if world.size > 1 else {}
@@ -189,7 +180,7 @@ def train_vae(
         with pyro.validation_enabled(False), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Encountered NaN", UserWarning)
             train_epochs(
-                trained,
+                objective,
                 optimizer,
                 batches,
                 settings.epochs,
@@ -202,7 +193,8 @@ def train_vae(
                 max_grad_norm=settings.clip_grad,
                 check_every=settings.check_every,
                 per=len,  # the loss per image
-                progress=progress if world.writes else False,
+                progress=progress,
+                seed=settings.seed,
             )
     except NumericalError as error:
         if evaluating:
@@ -223,26 +215,6 @@ def train_vae(
             + _checkpoint_note(checkpoint_path)
         ) from None
     return Trained(history, resume_state)
-
-
-def data_parallel(objective: torch.nn.Module, world: distributed.World) -> Any:
-    """``objective`` as the training loop steps it: itself in one process, else
-    wrapped in ``DistributedDataParallel`` with the ranks' gradients summed.
-
-    :raises UsageError: for a compiled objective, which is not data-parallel yet.
-    """
-    if world.size == 1:
-        return objective
-    if not isinstance(objective, LocalELBOModule):
-        raise UsageError(
-            "--compile is not supported with several processes yet: leave it out"
-        )
-    device = next(objective.parameters()).device
-    wrapped = DistributedDataParallel(
-        objective, device_ids=[device.index] if device.type == "cuda" else None
-    )
-    wrapped.register_comm_hook(None, distributed.sum_gradients)
-    return wrapped
 
 
 def _nonfinite_error(
