@@ -145,7 +145,11 @@ def _fit_beside(
             for name in (CONFIG, CHECKPOINT):
                 shutil.copy2(fit.out / name, Path(scratch) / name)
         config = fit_config(spec, args, fit.out, options.resume)
-        config = replace(config, no_criticize=True, tensorboard=False)
+        # No criticism and no TensorBoard log here: rank 0 writes those.
+        quiet = {"no_criticize": True, "tensorboard": False}
+        config = replace(
+            config, **{k: v for k, v in quiet.items() if hasattr(config, k)}
+        )
         set_fit_threads(config, device, fit.threads)
         return spec.fit_run(config, Path(scratch), device, options)
 
