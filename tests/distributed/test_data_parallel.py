@@ -74,6 +74,13 @@ def test_one_plus_one_resumed_epochs_equal_two_straight_bitwise(trained):
             assert torch.equal(value, rank["resumed"][name]), name
 
 
+def test_a_sharded_evaluation_gives_the_single_process_numbers(trained):
+    # 297 test images: blocks 0 and 2 on rank 0, block 1 on rank 1, summed
+    for rank in trained:
+        assert rank["sharded"] == pytest.approx(rank["whole"], rel=1e-6)
+    assert trained[0]["sharded"] == trained[1]["sharded"]
+
+
 def test_two_ranks_of_batch_b_step_as_one_process_of_batch_2b(trained):
     # The exact relation: the summed gradients of the ranks' shards are the gradient
     # on the union of their batches, which one process takes over the same order.

@@ -17,6 +17,7 @@ from ppl_models.data.images import shard_indices
 from ppl_models.errors import NumericalError
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import fit_vae
+from ppl_models.models.vae.evaluate import evaluate_bounds
 
 SMALL = dict(epochs=2, batch_size=64, latent_dim=2, hidden_dims=(16,), seed=3,
              device="cpu", progress=False)  # fmt: skip
@@ -33,10 +34,17 @@ def trained(out: Path, rank: int) -> dict:
     distributed.barrier()  # rank 0 has written the checkpoint
     record = load_checkpoint(out / "half.pt", "vae")
     resumed = fit_vae(digits(), **SMALL, resume_from=record)
+    test = straight.data.test
+    torch.manual_seed(5)
+    sharded = evaluate_bounds(straight.vae, test, 3, shard=True)
+    torch.manual_seed(5)
+    whole = evaluate_bounds(straight.vae, test, 3)  # every block in this process
     return {
         "straight": straight.vae.state_dict(),
         "resumed": resumed.vae.state_dict(),
         "history": straight.history.train_elbo,
+        "sharded": sharded,
+        "whole": whole,
     }
 
 

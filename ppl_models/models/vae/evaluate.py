@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyro
 import torch
 from pyro import poutine
 
+from ppl_models import distributed
 from ppl_models.errors import ResourceError
 from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
@@ -105,34 +107,78 @@ def pass_elements(config: VAEConfig) -> tuple[int, int]:
     return per_draw, encoder + 4 * latent
 
 
+#: images per block: the unit of work whose draws are seeded on their own, so that
+#: the numbers do not depend on which process evaluates which block
+BLOCK = 100
+
+
 def evaluate_bounds(
     vae: VAE,
     images: torch.Tensor,
     num_samples: int = 1,
     *,
     max_elements: int = MAX_ELEMENTS,
+    shard: bool = False,
 ) -> dict[str, float]:
     """Mean ELBO and importance-weighted bound per image, in nats, and the ELBO's
     two parts from the same draws: ``distortion`` = -E_q log p(x | z) and ``rate`` =
     E_q [log q(z | x) - log p(z)] (a Monte Carlo estimate of the KL divergence), so
     that ``elbo = -(distortion + rate)``.
 
+    The images are taken in blocks of :data:`BLOCK`, each with draws seeded from
+    one draw of the caller's generator and the block's index.
+
     :param images: (M, P) on the VAE's device.
     :param num_samples: K importance samples per image.
     :param max_elements: at most this many numbers are allocated by one pass (see
         :func:`pass_elements`); memory does not grow with K or M.
+    :param shard: in a process group of several ranks, evaluate only this rank's
+        blocks (every rank must call it) and sum the results over the ranks: the
+        same numbers as one process, to float precision.
     :returns: ``{"elbo", "iwae", "distortion", "rate"}``; with K = 1 the ELBO and
         the IWAE bound coincide.
     """
     check_positive_int("num_samples", num_samples)
-    num_pixels = images.shape[-1]
     config = getattr(vae, "config", None)
     # A stand-in without a config (in tests) is counted by its decoder's outputs.
-    per_draw, per_image = (
-        pass_elements(config) if config is not None else (num_pixels, 0)
-    )
+    cost = pass_elements(config) if config is not None else (images.shape[-1], 0)
+    world = distributed.current() if shard else distributed.World()
+    base = int(torch.randint(2**62, ()))  # from the caller's seeded generator
+    devices = [images.device] if images.device.type == "cuda" else []
+    sums = images.new_zeros(4)  # elbo, iwae, distortion, rate
     budget = max_elements
-    sums = {key: images.new_zeros(()) for key in ("elbo", "iwae", "distortion", "rate")}
+    for index in range(world.rank, -(-images.shape[0] // BLOCK), world.size):
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_block_seed(base, index))
+            block = images[index * BLOCK : (index + 1) * BLOCK]
+            block_sums, budget = _block_sums(vae, block, num_samples, cost, budget)
+        sums += block_sums
+    if world.size > 1:
+        distributed.sum_across(sums)
+    # One host read for all four sums.
+    totals = sums.tolist()
+    count = images.shape[0]
+    keys = ("elbo", "iwae", "distortion", "rate")
+    return {key: total / count for key, total in zip(keys, totals, strict=True)}
+
+
+def _block_seed(base: int, index: int) -> int:
+    """The seed of block ``index``'s draws, from one draw ``base`` of the caller's
+    generator."""
+    return int(np.random.SeedSequence([base, index]).generate_state(1)[0])
+
+
+def _block_sums(
+    vae: VAE,
+    images: torch.Tensor,
+    num_samples: int,
+    cost: tuple[int, int],
+    budget: int,
+) -> tuple[torch.Tensor, int]:
+    """The four bounds summed over ``images`` (B, P), in passes within ``budget``
+    numbers (halved on out-of-memory); the sums (4,) and the budget that fitted."""
+    per_draw, per_image = cost
+    sums = images.new_zeros(4)
     start = 0
     while start < images.shape[0]:
         # Samples first, up to K for one image; then as many images as fit.
@@ -153,13 +199,10 @@ def evaluate_bounds(
             if images.device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        for key, value in batch_sums.items():
-            sums[key] += value
+        sums += torch.stack([batch_sums[k] for k in ("elbo", "iwae", "distortion",
+                                                      "rate")])  # fmt: skip
         start += batch.shape[0]
-    # One host read for all four sums.
-    totals = torch.stack(list(sums.values())).tolist()
-    count = images.shape[0]
-    return {key: total / count for key, total in zip(sums, totals, strict=True)}
+    return sums, budget
 
 
 def _batch_sums(
@@ -192,7 +235,14 @@ def _batch_sums(
 
 
 def evaluate_elbo(
-    vae: VAE, images: torch.Tensor, *, max_elements: int = MAX_ELEMENTS
+    vae: VAE,
+    images: torch.Tensor,
+    *,
+    max_elements: int = MAX_ELEMENTS,
+    shard: bool = False,
 ) -> float:
-    """Mean single-sample ELBO per image (nats) over ``images`` (M, P)."""
-    return evaluate_bounds(vae, images, 1, max_elements=max_elements)["elbo"]
+    """Mean single-sample ELBO per image (nats) over ``images`` (M, P); ``shard``
+    as for :func:`evaluate_bounds`."""
+    return evaluate_bounds(vae, images, 1, max_elements=max_elements, shard=shard)[
+        "elbo"
+    ]
