@@ -75,7 +75,7 @@ def test_one_plus_one_resumed_epochs_equal_two_straight_bitwise(trained):
 
 
 def test_a_sharded_evaluation_gives_the_single_process_numbers(trained):
-    # 297 test images: blocks 0 and 2 on rank 0, block 1 on rank 1, summed
+    # 1188 images: blocks 0 and 2 on rank 0, block 1 on rank 1, summed
     for rank in trained:
         assert rank["sharded"] == pytest.approx(rank["whole"], rel=1e-6)
     assert trained[0]["sharded"] == trained[1]["sharded"]

@@ -109,7 +109,7 @@ def pass_elements(config: VAEConfig) -> tuple[int, int]:
 
 #: images per block: the unit of work whose draws are seeded on their own, so that
 #: the numbers do not depend on which process evaluates which block
-BLOCK = 100
+BLOCK = 500
 
 
 def evaluate_bounds(
