@@ -42,11 +42,14 @@ _chosen: ContextVar[int | None] = ContextVar("ppl_models_threads", default=None)
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its affinity, where the system says)."""
+    """The cores this process may run on (its affinity, where the system says),
+    shared with the other processes ``torchrun`` started on this machine
+    (``LOCAL_WORLD_SIZE``), at least one."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def threads_for_work(work: float, cores: int) -> int:

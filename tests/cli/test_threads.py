@@ -241,3 +241,14 @@ def test_importing_the_zoo_leaves_torchs_thread_count():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "3"
+
+
+def test_processes_started_together_share_the_cores(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    from ppl_models.threads import available_cores
+
+    assert available_cores() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # as torchrun sets it
+    assert available_cores() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert available_cores() == 1
