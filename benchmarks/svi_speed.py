@@ -47,7 +47,7 @@ from ppca_speed import ppca_rows  # noqa: E402
 
 from ppl_models import resolve_device  # noqa: E402
 from ppl_models.data import ImageData, load_images, mnist_available  # noqa: E402
-from ppl_models.data.images import train_batches  # noqa: E402
+from ppl_models.data.batches import train_batches  # noqa: E402
 from ppl_models.inference import make_objective, svi_step  # noqa: E402
 from ppl_models.inference.guard import NonFiniteWatch  # noqa: E402
 from ppl_models.models.vae import VAE, VAEConfig, make_elbo  # noqa: E402

@@ -1,5 +1,6 @@
 """Datasets for the zoo's models: MNIST and scikit-learn's digits as image data."""
 
+from ppl_models.data.batches import test_batches, train_batches
 from ppl_models.data.digits import load_digits
 from ppl_models.data.fallback import load_mnist_or_digits
 from ppl_models.data.idx import read_idx, write_idx
@@ -7,8 +8,6 @@ from ppl_models.data.images import (
     BINARIZATIONS,
     ImageData,
     load_images,
-    test_batches,
-    train_batches,
 )
 from ppl_models.data.mnist import data_root, load_mnist, mnist_available
 

@@ -12,9 +12,8 @@ from ppl_models.data import (
     load_digits,
     load_images,
     mnist,
-    test_batches,
-    train_batches,
 )
+from ppl_models.data.batches import test_batches, train_batches
 from ppl_models.data.idx import write_idx
 from ppl_models.errors import DataError
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ppl_models.cli import main
-from ppl_models.data.images import shard_indices
+from ppl_models.data.batches import shard_indices
 from ppl_models.io.checkpoint import load_checkpoint
 
 WORKER = Path(__file__).with_name("worker.py")

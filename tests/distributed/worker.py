@@ -13,7 +13,7 @@ import torch
 
 from ppl_models import distributed
 from ppl_models.data import load_images
-from ppl_models.data.images import shard_indices
+from ppl_models.data.batches import shard_indices
 from ppl_models.errors import NumericalError
 from ppl_models.io.checkpoint import load_checkpoint
 from ppl_models.models.vae import fit_vae

@@ -21,7 +21,8 @@ import pyro
 import torch
 
 from ppl_models import distributed
-from ppl_models.data.images import ImageData, shard_batches, train_batches
+from ppl_models.data.batches import shard_batches, train_batches
+from ppl_models.data.images import ImageData
 from ppl_models.errors import (
     CheckpointError,
     NumericalError,
