@@ -128,6 +128,9 @@ def main() -> None:
         else:
             result = killed(out, world.rank)
         torch.save(result, out / f"{scenario}-rank{world.rank}.pt")
+        # Leave together: gloo may abort a rank whose peer tears its connections
+        # down while it still holds them.
+        distributed.barrier()
     finally:
         distributed.stop()
 
