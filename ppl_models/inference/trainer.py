@@ -267,6 +267,9 @@ def train_epochs(
                 save(unsaved.pop())
             if after_epoch is not None:
                 after_epoch(epoch)
+        # The ranks finish together, with no communication under way: a rank that
+        # leaves the process group while a peer's transfer is pending may abort.
+        distributed.barrier()
     except KeyboardInterrupt:
         if save is not None and unsaved:
             save(unsaved.pop())
