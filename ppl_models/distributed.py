@@ -18,7 +18,6 @@ import datetime
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -119,18 +118,6 @@ def sum_gradients(
     rank's images, as one process computes it on all of them."""
     work = dist.all_reduce(bucket.buffer(), async_op=True)
     return work.get_future().then(lambda future: future.value()[0])
-
-
-def rank_seed(seed: int, epoch: int, rank: int) -> int:
-    """A seed for one rank's draws in one epoch, from the run's seed: distinct
-    across ranks and epochs, the same every time, so a resumed run draws on."""
-    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-
-
-def order_seed(seed: int, epoch: int) -> int:
-    """A seed for an epoch's order of the training images: the same on every rank,
-    so that the ranks' shards of it are disjoint and cover it."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def data_parallel(objective: torch.nn.Module) -> torch.nn.Module:

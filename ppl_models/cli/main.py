@@ -18,7 +18,7 @@ from ppl_models import __version__
 from ppl_models.cli.demo import run_demo
 from ppl_models.cli.export import export_run
 from ppl_models.cli.fitting import add_fit_options, run_fit
-from ppl_models.cli.options import add_options, from_namespace
+from ppl_models.cli.options import OneLineErrorParser, add_options, from_namespace
 from ppl_models.cli.report import summary_lines
 from ppl_models.device import resolve_device
 from ppl_models.errors import TrainingError, UsageError, WriteError
@@ -29,36 +29,6 @@ from ppl_models.seeding import caller_rng_kept
 from ppl_models.threads import add_threads_option, command_threads
 
 DEBUG = "--debug"
-
-
-class HelpFormatter(argparse.HelpFormatter):
-    """Help that shows every option's default, where it has one."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        shown = action.default not in (None, False, argparse.SUPPRESS)
-        if shown and "%(default)" not in text and "default" not in text:
-            text += " (default: %(default)s)"
-        return text
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, not a usage block."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse echoes some words as typed ("unrecognized arguments: ..."): a
-        # control character in them would break the one line.
-        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
-
-
-def printable(text: str) -> str:
-    """``text`` with each non-printable character (a newline, a carriage return)
-    written as its escape, so that it shows on one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,8 @@
 Each field becomes ``--field-name`` (or the setting's ``flag``) with the field's
 type, default, help and choices; a bool is a flag that sets it, a tuple takes one or
 more values. :func:`from_namespace` turns the parsed options back into the config.
+:class:`OneLineErrorParser` is the parser every command uses: its errors are one
+line, and its help shows each default.
 """
 
 from __future__ import annotations
@@ -112,3 +114,33 @@ def from_namespace(cls: type[C], args: argparse.Namespace) -> C:
             many = setting.many and value is not None
             values[setting.name] = tuple(value) if many else value
     return cls(**values)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and "%(default)" not in text and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, not a usage block."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse echoes some words as typed ("unrecognized arguments: ..."): a
+        # control character in them would break the one line.
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
+
+def printable(text: str) -> str:
+    """``text`` with each non-printable character (a newline, a carriage return)
+    written as its escape, so that it shows on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -32,6 +32,19 @@ from ppl_models.errors import UsageError
 PointwiseLogLikelihood = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 
+def latent_sites(trace: poutine.Trace) -> list[str]:
+    """The names of ``trace``'s latent sample sites: not observed, not a plate's
+    subsample, and not a guide's auxiliary site (AutoNormal's unconstrained)."""
+    return [
+        name
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample"
+        and not site["is_observed"]
+        and not site_is_subsample(site)
+        and not site["infer"].get("is_auxiliary")
+    ]
+
+
 def require_arviz() -> Any:
     """``arviz_base``, or a UsageError that says how to install it."""
     try:
@@ -78,14 +91,8 @@ def to_inference_data(
     dims = dict(dims or {})
     with torch.no_grad():
         one_run = poutine.trace(guide).get_trace(*guide_args)
-        shapes = {
-            name: site["value"].shape
-            for name, site in one_run.nodes.items()
-            if site["type"] == "sample"
-            and not site["is_observed"]
-            and not site_is_subsample(site)
-            and not site["infer"].get("is_auxiliary")  # AutoNormal's unconstrained
-        }
+        shapes = {name: one_run.nodes[name]["value"].shape
+                  for name in latent_sites(one_run)}  # fmt: skip
         drawn = Predictive(guide, num_samples=num_samples, return_sites=list(shapes))
         latents = {
             name: value.reshape(num_samples, *shapes[name])

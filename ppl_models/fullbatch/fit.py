@@ -38,6 +38,16 @@ if TYPE_CHECKING:
 RESUME_KEYS = ("step", "optimizer_state", "rng")
 
 
+#: what every full-batch checkpoint holds (after the model's upgrade of old ones)
+ENTRIES = {
+    "model_state": dict,
+    "guide_state": dict,
+    "data": list,
+    "losses": torch.Tensor,
+    "fit_seconds": (int, float),
+}
+
+
 @dataclass
 class WithExtras:
     """What a spec's ``data`` hook may return to keep by-products of making the data

@@ -20,17 +20,17 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.infer import ELBO
-from pyro.poutine.util import site_is_subsample
 
 from ppl_models.criticism import posterior_predictive_check, replicate
 from ppl_models.criticism.inference_data import (
     PointwiseLogLikelihood,
     conditional_log_likelihood,
+    latent_sites,
 )
 from ppl_models.criticism.ppc import Statistic
 from ppl_models.device import resolve_device
 from ppl_models.fullbatch.config import FullBatchConfig
-from ppl_models.fullbatch.fit import FullBatchFit, WithExtras
+from ppl_models.fullbatch.fit import ENTRIES, FullBatchFit, WithExtras
 from ppl_models.fullbatch.train import check_config, split_data, steps_done, train
 from ppl_models.inference.elbo import DeviceTrace_ELBO
 from ppl_models.io.checkpoint import check_entries, load_checkpoint
@@ -44,15 +44,6 @@ from ppl_models.run_config import (
 )
 from ppl_models.seeding import caller_rng_kept
 from ppl_models.settings import command_line
-
-#: what every full-batch checkpoint holds (after the model's upgrade of old ones)
-ENTRIES = {
-    "model_state": dict,
-    "guide_state": dict,
-    "data": list,
-    "losses": torch.Tensor,
-    "fit_seconds": (int, float),
-}
 
 Data = tuple[torch.Tensor | None, ...]
 
@@ -296,13 +287,6 @@ class FullBatchSpec(ModelSpec):
                 model, guide = cls.build(config, device)
                 with torch.no_grad():
                     trace = poutine.trace(model).get_trace(*data)
-            latent = [
-                name
-                for name, node in trace.nodes.items()
-                if node["type"] == "sample"
-                and not node["is_observed"]
-                and not site_is_subsample(node)
-            ]
             yield SmokeCase(
                 name=f"{cls.name}-{inference}",
                 inference=inference,
@@ -312,5 +296,5 @@ class FullBatchSpec(ModelSpec):
                 fit_args=data,
                 predict_args=cls.predict_args(config, data),
                 observed_site=cls.observed_site,
-                latent_sites=tuple(latent),
+                latent_sites=tuple(latent_sites(trace)),
             )

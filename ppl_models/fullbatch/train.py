@@ -14,9 +14,8 @@ from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.fullbatch.fit import FullBatchFit, WithExtras
 from ppl_models.inference import make_objective, train_steps
 from ppl_models.inference.compiled import check_compile_mode
-from ppl_models.inference.trainer import rng_state, set_rng_state
 from ppl_models.io.checkpoint import save_checkpoint
-from ppl_models.seeding import caller_rng_kept
+from ppl_models.seeding import caller_rng_kept, rng_state, set_rng_state
 from ppl_models.validation import (
     check_choice,
     check_positive_float,

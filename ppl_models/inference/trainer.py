@@ -29,24 +29,10 @@ from ppl_models.inference.guard import NonFiniteWatch, nonfinite_parameters
 from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.progress import LossProgress
 from ppl_models.inference.svi import svi_step
+from ppl_models.seeding import derived_seed
 
 Save = Callable[[int, torch.Tensor], None]
 T = TypeVar("T")
-
-
-def rng_state() -> dict[str, Any]:
-    """torch's CPU generator and, where CUDA is present, every CUDA generator."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned (CUDA's part where CUDA is present)."""
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 @contextmanager
@@ -242,7 +228,9 @@ def train_epochs(
         for epoch in range(first_epoch + 1, epochs + 1):
             start = time.perf_counter()
             if world.size > 1 and seed is not None:
-                pyro.set_rng_seed(distributed.rank_seed(seed, epoch, world.rank))
+                pyro.set_rng_seed(
+                    derived_seed(seed, f"epoch {epoch}, rank {world.rank}")
+                )
             epoch_batches = batches()
             grad_norms = torch.empty(steps_per_epoch, device=device)
             losses = train_steps(

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ppl_models.cli.main import HelpFormatter, OneLineErrorParser
-from ppl_models.cli.options import add_options, from_namespace
+from ppl_models.cli.options import (
+    HelpFormatter,
+    OneLineErrorParser,
+    add_options,
+    from_namespace,
+)
 from ppl_models.settings import seed_setting, setting
 
 

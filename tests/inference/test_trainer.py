@@ -12,8 +12,8 @@ import torch
 
 from ppl_models.errors import NumericalError, ResourceError
 from ppl_models.inference import make_objective, train_steps
-from ppl_models.inference.trainer import rng_state, set_rng_state
 from ppl_models.models.ppca import PPCA, make_elbo, make_guide
+from ppl_models.seeding import rng_state, set_rng_state
 
 
 def ppca_objective(seed: int = 0):

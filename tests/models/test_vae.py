@@ -26,7 +26,7 @@ from ppl_models.models.vae.evaluate import (
     log_weights,
 )
 from ppl_models.models.vae.priors import MixturePrior
-from ppl_models.models.vae.train import checkpoint_payload
+from ppl_models.models.vae.state import checkpoint_payload
 from tests.conftest import assert_same_parameters
 
 

@@ -22,7 +22,8 @@ from ppl_models.io.run_dir import CHECKPOINT, write_config
 from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, VAERunConfig, runs
 from ppl_models.models.vae import history as vae_history
 from ppl_models.models.vae.experiment import VAESpec
-from ppl_models.models.vae.train import History, checkpoint_payload
+from ppl_models.models.vae.history import History
+from ppl_models.models.vae.state import checkpoint_payload
 from ppl_models.run_config import read_run_config, write_run_config
 from tests.conftest import assert_same_parameters
 

@@ -18,10 +18,11 @@ from ppl_models.data import load_images
 from ppl_models.errors import NumericalError, UsageError
 from ppl_models.inference import trainer as shared
 from ppl_models.io.checkpoint import load_checkpoint
-from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, train, train_vae
+from ppl_models.models.vae import VAE, TrainSettings, VAEConfig, state, train, train_vae
 from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fit import VAEFit
-from ppl_models.models.vae.train import History, checkpoint_payload
+from ppl_models.models.vae.history import History
+from ppl_models.models.vae.state import checkpoint_payload
 from tests.conftest import TEST_DEVICE, assert_same_parameters, interrupt_at
 
 NUM_TRAIN = 300  # the first 300 training digits (three steps an epoch), 100 test
@@ -449,7 +450,7 @@ def test_a_checkpoint_without_gpu_random_state_restores_anywhere(device):
     payload["rng"] = {"torch": payload["rng"]["torch"]}  # as written without a GPU
     torch.rand(3)
     other = small_vae(device)
-    restored = train.restore(other, torch.optim.Adam(other.parameters()), payload)
+    restored = state.restore(other, torch.optim.Adam(other.parameters()), payload)
     assert restored == history
     assert torch.equal(torch.get_rng_state(), payload["rng"]["torch"])
 

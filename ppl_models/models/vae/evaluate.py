@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pyro
 import torch
 from pyro import poutine
@@ -28,6 +27,7 @@ from ppl_models.errors import ResourceError
 from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
 from ppl_models.models.vae.model import VAE, VAEConfig
+from ppl_models.seeding import derived_seed
 from ppl_models.validation import check_positive_int
 
 #: default bound on the numbers one pass allocates (64 MiB of float32)
@@ -149,7 +149,7 @@ def evaluate_bounds(
     budget = max_elements
     for index in range(world.rank, -(-images.shape[0] // BLOCK), world.size):
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_block_seed(base, index))
+            torch.manual_seed(derived_seed(base, f"block {index}"))
             block = images[index * BLOCK : (index + 1) * BLOCK]
             block_sums, budget = _block_sums(vae, block, num_samples, cost, budget)
         sums += block_sums
@@ -160,12 +160,6 @@ def evaluate_bounds(
     count = images.shape[0]
     keys = ("elbo", "iwae", "distortion", "rate")
     return {key: total / count for key, total in zip(keys, totals, strict=True)}
-
-
-def _block_seed(base: int, index: int) -> int:
-    """The seed of block ``index``'s draws, from one draw ``base`` of the caller's
-    generator."""
-    return int(np.random.SeedSequence([base, index]).generate_state(1)[0])
 
 
 def _block_sums(

@@ -15,14 +15,14 @@ from ppl_models.data.images import load_images
 from ppl_models.io.run_dir import CHECKPOINT, update_summary, write_summary
 from ppl_models.models.vae.board import summary_writer_class
 from ppl_models.models.vae.config import VAERunConfig
-from ppl_models.models.vae.fit import VAEFit, check_likelihood, fit_vae
+from ppl_models.models.vae.fit import VAEFit, fit_vae
 from ppl_models.models.vae.history import (
     History,
     history_summary,
     save_nelbo_plot,
     write_metrics,
 )
-from ppl_models.models.vae.model import VAE, VAEConfig, make_elbo
+from ppl_models.models.vae.model import VAE, VAEConfig, check_likelihood, make_elbo
 from ppl_models.models.vae.runs import load_fit, resume_record
 from ppl_models.models.vae.train import TrainSettings
 from ppl_models.registry import ModelSpec, RunOptions, SmokeCase, register_model

@@ -31,7 +31,12 @@ from ppl_models.models.vae.history import (
     save_nelbo_plot,
     write_metrics,
 )
-from ppl_models.models.vae.model import VAE, VAEConfig, check_hidden_dims
+from ppl_models.models.vae.model import (
+    VAE,
+    VAEConfig,
+    check_hidden_dims,
+    check_likelihood,
+)
 from ppl_models.models.vae.train import TrainSettings, train_vae
 from ppl_models.run_config import config_to_dict, write_run_config
 from ppl_models.seeding import caller_rng_kept, derived_seed
@@ -293,12 +298,3 @@ def fit_vae(
     return VAEFit(
         vae, data, settings, trained.history, run_config, trained.resume_state
     )
-
-
-def check_likelihood(likelihood: str, binarize: str) -> None:
-    """A Bernoulli likelihood needs binary pixels."""
-    if likelihood == "bernoulli" and binarize == "none":
-        raise UsageError(
-            "a Bernoulli likelihood needs binarized pixels: use --binarize dynamic or "
-            "threshold, or --likelihood continuous_bernoulli or normal for grayscale"
-        )

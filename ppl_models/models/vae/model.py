@@ -210,3 +210,12 @@ def _batch_size(x: torch.Tensor | None, num_images: int | None) -> int:
     if num_images is None:
         raise UsageError("the VAE model needs images x or num_images")
     return num_images
+
+
+def check_likelihood(likelihood: str, binarize: str) -> None:
+    """A Bernoulli likelihood needs binary pixels."""
+    if likelihood == "bernoulli" and binarize == "none":
+        raise UsageError(
+            "a Bernoulli likelihood needs binarized pixels: use --binarize dynamic or "
+            "threshold, or --likelihood continuous_bernoulli or normal for grayscale"
+        )

@@ -3,7 +3,6 @@ the run's settings, and the fit rebuilt from a run directory."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fit import VAEFit
 from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, VAEConfig
-from ppl_models.models.vae.train import RESUME_KEYS
+from ppl_models.models.vae.state import RESUME_KEYS, restore
 from ppl_models.run_config import check_config_unedited, read_run_config
 from ppl_models.settings import differing_fields
 
@@ -84,20 +83,15 @@ def check_resumable_state(
 
     :raises CheckpointError: naming what does not fit.
     """
-    vae = VAE(vae_config)
-    load_state(vae, record["vae_state"], path)
     if "optimizer_state" not in record or "rng" not in record:
         raise CheckpointError(
             f"{path} holds no optimizer and random state: it cannot go on; fit "
             "again with --overwrite"
         )
-    try:
-        optimizer = torch.optim.Adam(vae.parameters())
-        optimizer.load_state_dict(copy.deepcopy(record["optimizer_state"]))
-    except (KeyError, ValueError, TypeError, RuntimeError) as error:
-        raise CheckpointError(
-            f"{path}: its optimizer state does not fit the networks: {error}"
-        ) from None
+    vae = VAE(vae_config)
+    # restore also sets the random state: kept to this check
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        restore(vae, torch.optim.Adam(vae.parameters()), record, path)
 
 
 def check_checkpoint_config(

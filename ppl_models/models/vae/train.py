@@ -9,11 +9,10 @@ checkpoint takes exactly the steps the uninterrupted run would have taken.
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from ppl_models import distributed
 from ppl_models.data.batches import shard_batches, train_batches
 from ppl_models.data.images import ImageData
 from ppl_models.errors import (
-    CheckpointError,
     NumericalError,
     ResourceError,
 )
@@ -34,11 +32,12 @@ from ppl_models.inference.guard import nonfinite_parameters, nonfinite_sites
 from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
 from ppl_models.inference.progress import logger
-from ppl_models.inference.trainer import rng_state, set_rng_state, train_epochs
-from ppl_models.io.checkpoint import load_state, save_checkpoint
+from ppl_models.inference.trainer import train_epochs
+from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.models.vae.evaluate import evaluate_elbo
 from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, make_elbo
+from ppl_models.models.vae.state import RESUME_KEYS, checkpoint_payload, restore
 from ppl_models.seeding import derived_seed
 from ppl_models.validation import check_positive_float, check_positive_int
 
@@ -126,7 +125,8 @@ def train_vae(
 
     def batches() -> Iterator[tuple[torch.Tensor]]:
         if world.size > 1:  # this rank's share of the epoch's order
-            seed = distributed.order_seed(settings.seed, history.epochs_done + 1)
+            epoch = history.epochs_done + 1
+            seed = derived_seed(settings.seed, f"order of epoch {epoch}")
             source = shard_batches(
                 data, settings.batch_size, world.rank, world.size, seed
             )
@@ -278,58 +278,3 @@ def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
     with torch.random.fork_rng(devices=_cuda_devices(data.test)):
         torch.manual_seed(derived_seed(seed, "evaluation"))
         return evaluate_elbo(vae, data.test, shard=True)  # every rank calls it
-
-
-#: the checkpoint entries, besides the weights and the history, that let a run go on
-RESUME_KEYS = ("optimizer_state", "rng")
-
-
-def checkpoint_payload(
-    vae: VAE, optimizer: torch.optim.Optimizer, history: History, copy: bool = False
-) -> dict[str, Any]:
-    """Everything needed to resume: parameters, optimizer state, epoch, RNG state.
-
-    :param copy: clone every tensor, so the payload stays as it is while training
-        goes on.
-    """
-    payload = {
-        "config": vae.config.to_dict(),
-        "vae_state": vae.state_dict(),
-        "optimizer_state": optimizer.state_dict(),
-        "epoch": history.epochs_done,
-        "history": asdict(history),
-        "rng": rng_state(),  # the CUDA generators too
-    }
-    return copy_tensors(payload) if copy else payload
-
-
-def copy_tensors(obj: Any) -> Any:
-    """``obj`` with every tensor in its dicts, lists and tuples cloned."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {key: copy_tensors(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(copy_tensors(value) for value in obj)
-    return obj
-
-
-def restore(
-    vae: VAE, optimizer: torch.optim.Optimizer, record: dict[str, Any]
-) -> History:
-    """Load a :func:`checkpoint_payload` into ``vae`` and ``optimizer``; set the RNG.
-
-    :raises CheckpointError: naming what in ``record`` does not fit.
-    """
-    load_state(vae, record["vae_state"], "the checkpoint")
-    # Copies: Adam updates its loaded state in place and the history grows by
-    # appending, which would change the caller's record; a second resume from it
-    # would then go on from elsewhere.
-    try:
-        optimizer.load_state_dict(copy.deepcopy(record["optimizer_state"]))
-        set_rng_state(record["rng"])
-    except (KeyError, ValueError, TypeError, RuntimeError) as error:
-        raise CheckpointError(
-            f"the checkpoint's optimizer or random state cannot go on: {error}"
-        ) from None
-    return History(**copy.deepcopy(record["history"]))
