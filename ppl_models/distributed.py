@@ -37,7 +37,6 @@ class World:
 
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
 
     @property
     def writes(self) -> bool:
@@ -54,11 +53,7 @@ def current() -> World:
     """The world of the process group this process is in (one process if none)."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(
-        dist.get_rank(),
-        dist.get_world_size(),
-        int(os.environ.get("LOCAL_RANK", dist.get_rank())),
-    )
+    return World(dist.get_rank(), dist.get_world_size())
 
 
 def start(device: str) -> torch.device:
