@@ -16,12 +16,8 @@ from ppl_models.inference import make_objective, train_steps
 from ppl_models.inference.compiled import check_compile_mode
 from ppl_models.io.checkpoint import save_checkpoint
 from ppl_models.seeding import caller_rng_kept, rng_state, set_rng_state
-from ppl_models.validation import (
-    check_choice,
-    check_positive_float,
-    check_positive_int,
-    check_seed,
-)
+from ppl_models.settings import check_settings
+from ppl_models.validation import check_choice
 
 if TYPE_CHECKING:
     from ppl_models.fullbatch.config import FullBatchConfig
@@ -29,16 +25,13 @@ if TYPE_CHECKING:
 
 
 def check_config(spec: type[FullBatchSpec], config: FullBatchConfig) -> None:
-    """Refuse shared settings that cannot run (the model's own are the hooks' to
-    check).
+    """Refuse an inference method the model does not have. (Every setting's own
+    range is checked when the config is made, by its declaration.)
 
-    :raises UsageError: naming the setting.
+    :raises UsageError: naming the method and those there are.
     """
     check_choice("inference method", config.inference, tuple(spec.inference_methods))
-    for name in ("steps", "checkpoint_every", "ppc_samples"):
-        check_positive_int(name, getattr(config, name))
-    check_positive_float("lr", config.lr)
-    check_seed(config.seed)
+    check_settings(config)  # a config changed in place since it was made
 
 
 def steps_done(record: dict[str, Any] | None, steps: int) -> int:
