@@ -1,8 +1,9 @@
 """ELBO estimators whose loss stays on the device.
 
-Pyro's :class:`~pyro.infer.Trace_ELBO` and :class:`~pyro.infer.TraceMeanField_ELBO`
-compute the same estimators, but their ``differentiable_loss`` reads the loss of
-every sample site on the host (``torch_item``), and checks it for NaN, so each step
+Pyro's :class:`~pyro.infer.Trace_ELBO`, :class:`~pyro.infer.TraceMeanField_ELBO`
+and :class:`~pyro.infer.RenyiELBO` (``alpha=0``: the importance-weighted bound of
+Burda et al. 2016) compute the same estimators, but their losses read every sample
+site's on the host (``torch_item``, ``item``) and check it for NaN, so each step
 waits for the device several times. The classes here give the same value and the same
 gradient with no host read: the watch in :mod:`ppl_models.inference.guard` catches
 NaN instead, on the device. Without host reads the loss can also be traced into a
@@ -11,21 +12,27 @@ graph (see :mod:`ppl_models.inference.compiled`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from pyro.distributions.util import is_identically_zero, scale_and_mask
-from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.trace_elbo import _compute_log_r
-from pyro.infer.util import check_fully_reparametrized
+from pyro.infer.util import (
+    check_fully_reparametrized,
+    get_dependent_plate_dims,
+    torch_sum,
+)
 from pyro.poutine import Trace
 from torch.distributions import kl_divergence
 
 from ppl_models.validation import check_choice, check_positive_int
 
-#: the estimators by name: Monte Carlo KL (Trace_ELBO), or analytic KL where one is
-#: registered (TraceMeanField_ELBO)
-ELBOS = ("trace", "meanfield")
+#: the estimators by name: Monte Carlo KL (Trace_ELBO), analytic KL where one is
+#: registered (TraceMeanField_ELBO), or the importance-weighted bound of its
+#: particles (RenyiELBO with alpha = 0)
+ELBOS = ("trace", "meanfield", "iwae")
 
 
 def make_elbo(kind: str, num_particles: int = 1, **options: Any) -> ELBO:
@@ -37,7 +44,11 @@ def make_elbo(kind: str, num_particles: int = 1, **options: Any) -> ELBO:
     """
     check_choice("elbo", kind, ELBOS)
     check_positive_int("num_particles", num_particles)
-    elbo_class = DeviceTrace_ELBO if kind == "trace" else DeviceTraceMeanField_ELBO
+    elbo_class = {
+        "trace": DeviceTrace_ELBO,
+        "meanfield": DeviceTraceMeanField_ELBO,
+        "iwae": DeviceIWAE_ELBO,
+    }[kind]
     return elbo_class(
         num_particles=num_particles, vectorize_particles=num_particles > 1, **options
     )
@@ -153,6 +164,53 @@ class DeviceTraceMeanField_ELBO(TraceMeanField_ELBO):
                 # auxiliary guide sites contribute their entropy
                 elbo = elbo - _sum(guide_site["score_parts"].entropy_term)
         return elbo
+
+
+class DeviceIWAE_ELBO(RenyiELBO):
+    """The importance-weighted bound (IWAE; Pyro's :class:`~pyro.infer.RenyiELBO`
+    with ``alpha=0``) whose loss is a 0-dim device tensor, never read on the host.
+
+    For each data point of the plates the model's sites share, its K =
+    ``num_particles`` draws give log-weights ``log w_k = log p(x, z_k) - log q(z_k
+    | x)``, and the bound is ``log mean_k w_k``, summed over data points: the ELBO
+    at K = 1, tighter as K grows. Its gradient is the exact gradient of that sum,
+    which needs every guide site reparameterized (Pyro's own gradient for a site
+    without ``rsample`` is biased).
+    """
+
+    def __init__(self, num_particles: int = 2, **options: Any) -> None:
+        super().__init__(alpha=0.0, num_particles=num_particles, **options)
+
+    def differentiable_loss(
+        self, model: Any, guide: Any, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """Negative importance-weighted bound (0-dim)."""
+        particles = []
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            # Dims of plates some site depends on across data points are summed
+            # into each particle's weight, as in Pyro's RenyiELBO; the others
+            # (a plate of independent data points) keep a weight per point.
+            dims = get_dependent_plate_dims(model_trace.nodes.values())
+            log_w: Any = 0.0
+            for site in model_trace.nodes.values():
+                if site["type"] == "sample":
+                    log_w = log_w + _sum_dims(site["log_prob"], dims)
+            for site in guide_trace.nodes.values():
+                if site["type"] == "sample":
+                    check_fully_reparametrized(site)
+                    log_w = log_w - _sum_dims(site["log_prob"], dims)
+            particles.append(log_w)
+        if not any(torch.is_tensor(p) for p in particles):  # nothing to weigh
+            return torch.zeros(())
+        vectorized = self.vectorize_particles and self.num_particles > 1
+        log_w = particles[0] if vectorized else torch.stack(particles)
+        bound = torch.logsumexp(log_w, dim=0) - math.log(self.num_particles)
+        return -bound.sum()
+
+
+def _sum_dims(value: Any, dims: list[int]) -> Any:
+    # Pyro's torch_sum, where a site that does not apply is the number 0.
+    return torch_sum(value, dims) if torch.is_tensor(value) else value
 
 
 def _sum(term: Any) -> Any:

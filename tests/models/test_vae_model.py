@@ -173,7 +173,9 @@ def test_make_elbo_refusals_say_why():
     )
     with pytest.raises(UsageError) as error:
         make_elbo("renyi", normal)
-    assert str(error.value) == "unknown elbo 'renyi': expected one of trace, meanfield"
+    assert str(error.value) == (
+        "unknown elbo 'renyi': expected one of trace, meanfield, iwae"
+    )
     with pytest.raises(UsageError) as error:
         make_elbo("trace", normal, num_particles=0)
     assert str(error.value) == "num_particles must be a positive integer, got 0"

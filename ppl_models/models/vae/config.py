@@ -9,6 +9,7 @@ from typing import Any
 from ppl_models.data.images import BINARIZATIONS, DATASETS
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import ELBOS
+from ppl_models.models.vae.flows import GUIDES
 from ppl_models.models.vae.model import LIKELIHOODS, VAEConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import PRIORS
@@ -51,12 +52,21 @@ class VAERunConfig:
     likelihood: str | None = setting(
         None, "default: by --binarize", choices=LIKELIHOODS
     )
+    guide: str = setting(
+        "normal",
+        "q(z|x): normal: the encoder's Normal; iaf: that Normal through --flows "
+        "inverse autoregressive flows conditioned on the image",
+        choices=GUIDES,
+        before="normal",
+    )
+    flows: int = setting(2, "IAF steps of --guide iaf", before=2)
     elbo: str = setting(
         "trace",
-        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL)",
+        "trace: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL); iwae: the "
+        "importance-weighted bound of --num-particles samples (RenyiELBO, alpha 0)",
         choices=ELBOS,
     )
-    num_particles: int = setting(1, "ELBO samples per image")
+    num_particles: int = setting(1, "ELBO samples per image (K of --elbo iwae)")
     epochs: int = setting(5, "epochs in all, resumed ones too", resumable=True)
     batch_size: int = setting(128, "images per step")
     lr: float = setting(1e-3, "Adam's learning rate")

@@ -5,7 +5,9 @@ Generative model, for each image in a plate over the batch::
     z ~ p(z)                              Normal(0, I), or a learned mixture
     x ~ Likelihood(decoder(z))            Bernoulli(logits) over the pixels
 
-Guide (inference network): ``q(z | x) = Normal(encoder(x)).to_event(1)``.
+Guide (inference network): ``q(z | x) = Normal(encoder(x)).to_event(1)``, or that
+Normal through inverse autoregressive flows conditioned on the image
+(``guide="iaf"``, see :mod:`ppl_models.models.vae.flows`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch.nn import functional as F
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import make_elbo as device_elbo
 from ppl_models.inference.params import register_module
+from ppl_models.models.vae.flows import GUIDES, flow_posterior, iaf_steps
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES, build_networks
 from ppl_models.models.vae.priors import PRIORS, make_prior
 from ppl_models.validation import check_choice, check_positive_int
@@ -59,6 +62,8 @@ class VAEConfig:
     prior: str = "normal"
     mixture_components: int = 10
     likelihood: str = "bernoulli"
+    guide: str = "normal"
+    flows: int = 2
 
     def __post_init__(self) -> None:
         check_positive_int("latent_dim", self.latent_dim)
@@ -67,6 +72,8 @@ class VAEConfig:
         check_choice("prior", self.prior, PRIORS)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_positive_int("mixture_components", self.mixture_components)
+        check_choice("guide", self.guide, GUIDES)
+        check_positive_int("flows", self.flows)
         check_hidden_dims(self.hidden_dims)
         object.__setattr__(self, "image_shape", tuple(self.image_shape))
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
@@ -134,12 +141,15 @@ class VAEModel(nn.Module):
 
 
 class VAEGuide(nn.Module):
-    """``q(z | x) = Normal(encoder(x))``, amortized over images."""
+    """``q(z | x) = Normal(encoder(x))``, amortized over images; with ``flows`` IAF
+    steps, that Normal pushed through them, conditioned on the encoder's features.
+    """
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, flows: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
         self.register_buffer("anchor", torch.zeros(()))
+        self.flows = iaf_steps(encoder.latent_dim, encoder.feature_dim, flows)
 
     def forward(self, x: torch.Tensor, num_images: int | None = None) -> torch.Tensor:
         """Sample ``z`` (B, latent_dim) from ``q(z | x)`` for images ``x`` (B, P)."""
@@ -147,8 +157,11 @@ class VAEGuide(nn.Module):
             raise UsageError("the VAE's guide encodes images: it needs x")
         register_module("vae_guide", self)
         with pyro.plate("data", x.shape[-2], dim=-1, device=self.anchor.device):
-            loc, scale = self.encoder(x)
-            return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            if not self.flows:
+                loc, scale = self.encoder(x)
+                return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            loc, scale, features = self.encoder.with_features(x)
+            return pyro.sample("z", flow_posterior(loc, scale, features, self.flows))
 
 
 class VAE(nn.Module):
@@ -178,7 +191,8 @@ class VAE(nn.Module):
             config.base_depth,
         )
         self.model = VAEModel(config, decoder)
-        self.guide = VAEGuide(encoder)
+        flows = config.flows if config.guide == "iaf" else 0
+        self.guide = VAEGuide(encoder, flows)
 
     @property
     def device(self) -> torch.device:
@@ -186,13 +200,16 @@ class VAE(nn.Module):
         return self.model.anchor.device
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and sd of ``z`` for images (B, P): two (B, latent_dim)."""
+        """Posterior mean and sd of ``z`` for images (B, P): two (B, latent_dim);
+        under an IAF guide, those of its Normal before the flows.
+        """
         return self.guide.encoder(x)
 
 
 def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
-    """``"trace"`` (Monte Carlo KL) or ``"meanfield"`` (analytic KL) for a VAE of
-    ``config`` (see :func:`ppl_models.inference.elbo.make_elbo`).
+    """``"trace"`` (Monte Carlo KL), ``"meanfield"`` (analytic KL, Monte Carlo for
+    an IAF guide) or ``"iwae"`` (the importance-weighted bound of ``num_particles``)
+    for a VAE of ``config`` (see :func:`ppl_models.inference.elbo.make_elbo`).
 
     :raises UsageError: for a mixture prior with analytic KL, which has no closed form.
     """

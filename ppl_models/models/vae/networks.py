@@ -3,8 +3,9 @@
 Images are flattened to ``(..., batch, num_pixels)`` float tensors in ``[0, 1]``;
 latent codes are ``(..., batch, latent_dim)``. Any leading dims (vectorized ELBO
 particles, importance samples) are flattened on the way in and restored on the way
-out. Encoders return ``(loc, scale)`` of a diagonal Normal, scale strictly positive;
-decoders return unconstrained pixel logits.
+out. Encoders return ``(loc, scale)`` of a diagonal Normal, scale strictly positive
+(``with_features`` adds their last hidden layer, ``(..., batch, feature_dim)``, the
+context of a flow guide); decoders return unconstrained pixel logits.
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ def _split_loc_scale(
     return loc.reshape(*lead, latent_dim), scale.reshape(*lead, latent_dim)
 
 
+def _with_features(
+    net: nn.Sequential, inputs: torch.Tensor, lead: torch.Size, latent_dim: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # The last layer gives (loc, raw scale); the layers before it, the features.
+    features = net[:-1](inputs)
+    loc, scale = _split_loc_scale(net[-1](features), lead, latent_dim)
+    return loc, scale, features.reshape(*lead, features.shape[-1])
+
+
 class MLPEncoder(nn.Module):
     """Fully connected encoder: x ``(..., batch, num_pixels)`` -> (loc, scale).
 
@@ -119,11 +129,20 @@ class MLPEncoder(nn.Module):
         dims = _check_ints("hidden_dims", hidden_dims)
         self.num_pixels, self.latent_dim = num_pixels, latent_dim
         self.net = _mlp((num_pixels, *dims, 2 * latent_dim), activation)
+        #: width of the last hidden layer (the pixels, with no hidden layer)
+        self.feature_dim = dims[-1] if dims else num_pixels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x ``(..., batch, num_pixels)`` -> loc, scale ``(..., batch, latent_dim)``."""
+        loc, scale, _ = self.with_features(x)
+        return loc, scale
+
+    def with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x -> loc, scale and the last hidden layer ``(..., batch, feature_dim)``."""
         flat = _flatten(x, self.num_pixels, "x")
-        return _split_loc_scale(self.net(flat), x.shape[:-1], self.latent_dim)
+        return _with_features(self.net, flat, x.shape[:-1], self.latent_dim)
 
 
 class MLPDecoder(nn.Module):
@@ -182,12 +201,19 @@ class ConvEncoder(nn.Module):
             nn.Flatten(),
             nn.Linear(4 * latent_dim, 2 * latent_dim),
         )  # fmt: skip
+        self.feature_dim = 4 * latent_dim  # the flattened last conv
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x ``(..., batch, H*W)`` -> loc, scale ``(..., batch, latent_dim)``."""
-        flat = _flatten(x, self.num_pixels, "x")
-        out = self.net(flat.reshape(-1, 1, *self.image_shape))
-        return _split_loc_scale(out, x.shape[:-1], self.latent_dim)
+        loc, scale, _ = self.with_features(x)
+        return loc, scale
+
+    def with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x -> loc, scale and the last hidden layer ``(..., batch, feature_dim)``."""
+        images = _flatten(x, self.num_pixels, "x").reshape(-1, 1, *self.image_shape)
+        return _with_features(self.net, images, x.shape[:-1], self.latent_dim)
 
 
 class ConvDecoder(nn.Module):
