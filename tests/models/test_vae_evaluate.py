@@ -161,3 +161,22 @@ def test_evaluate_elbo_is_the_one_sample_elbo_within_max_elements(monkeypatch):
     assert elbo == pytest.approx(float(-x.sum(-1).mean()), rel=1e-6)
     assert parts.passes == [(2, 1), (2, 1), (1, 1)]
     assert parts.samples_per_image.tolist() == [1.0] * 5
+
+
+@pytest.mark.parametrize("max_elements", [P * 7, P * 1000])
+def test_iwae_se_is_the_standard_error_of_the_per_image_bounds(
+    monkeypatch, max_elements
+):
+    # Log-weights that depend on the image only: each image's bound is -sum(x), so
+    # the standard error is their sample sd over sqrt(M), across passes and blocks.
+    parts = _RecordedParts()
+    parts.samples_per_image = torch.zeros(1100)
+    monkeypatch.setattr(evaluate, "log_weight_parts", parts)
+    x = _indexed_images(1100)  # three blocks
+    bounds = evaluate_bounds(small_vae(), x, 3, max_elements=max_elements)
+    per_image = -x.double().sum(-1)
+    expected = float(per_image.std() / per_image.numel() ** 0.5)
+    assert bounds["iwae_se"] == pytest.approx(expected, rel=1e-4)
+    assert bounds["iwae"] == pytest.approx(float(per_image.mean()), rel=1e-5)
+    one = evaluate_bounds(small_vae(), x[:1], 3)
+    assert one["iwae_se"] != one["iwae_se"]  # NaN: no spread from one image

@@ -30,6 +30,10 @@ from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.seeding import derived_seed
 from ppl_models.validation import check_positive_int
 
+#: what evaluation sums over the images: the bounds, the ELBO's parts, and the
+#: squares of the per-image IWAE bounds (for its standard error)
+SUMS = ("elbo", "iwae", "distortion", "rate", "iwae_squared")
+
 #: default bound on the numbers one pass allocates (64 MiB of float32)
 MAX_ELEMENTS = 2**24
 
@@ -86,7 +90,9 @@ def pass_elements(config: VAEConfig) -> tuple[int, int]:
     terms; the encoder runs once per image. Every stage is counted as if all were
     alive at once, so the count bounds the peak from above.
     """
-    pixels, latent = config.num_pixels, config.latent_dim
+    # numbers in one code z: latent_dim, or what the config says (a categorical
+    # code has a number per latent and class)
+    pixels, latent = config.num_pixels, getattr(config, "code_size", config.latent_dim)
     height, width = config.image_shape
     # z, its noise, and the Normal log-densities of q and p with their temporaries
     latent_terms = 8 * latent
@@ -135,8 +141,10 @@ def evaluate_bounds(
     :param shard: in a process group of several ranks, evaluate only this rank's
         blocks (every rank must call it) and sum the results over the ranks: the
         same numbers as one process, to float precision.
-    :returns: ``{"elbo", "iwae", "distortion", "rate"}``; with K = 1 the ELBO and
-        the IWAE bound coincide.
+    :returns: ``{"elbo", "iwae", "distortion", "rate", "iwae_se"}``: with K = 1
+        the ELBO and the IWAE bound coincide; ``iwae_se`` is the standard error of
+        the mean IWAE bound over the images (their spread over sqrt(M); NaN for
+        one image).
     """
     check_positive_int("num_samples", num_samples)
     config = getattr(vae, "config", None)
@@ -145,7 +153,7 @@ def evaluate_bounds(
     world = distributed.current() if shard else distributed.World()
     base = int(torch.randint(2**62, ()))  # from the caller's seeded generator
     devices = [images.device] if images.device.type == "cuda" else []
-    sums = images.new_zeros(4)  # elbo, iwae, distortion, rate
+    sums = images.new_zeros(len(SUMS))
     budget = max_elements
     for index in range(world.rank, -(-images.shape[0] // BLOCK), world.size):
         with torch.random.fork_rng(devices=devices):
@@ -155,11 +163,12 @@ def evaluate_bounds(
         sums += block_sums
     if world.size > 1:
         distributed.sum_across(sums)
-    # One host read for all four sums.
-    totals = sums.tolist()
+    # One host read for all the sums.
     count = images.shape[0]
-    keys = ("elbo", "iwae", "distortion", "rate")
-    return {key: total / count for key, total in zip(keys, totals, strict=True)}
+    means = {k: total / count for k, total in zip(SUMS, sums.tolist(), strict=True)}
+    spread = max(means.pop("iwae_squared") - means["iwae"] ** 2, 0.0)
+    se = math.sqrt(spread / (count - 1)) if count > 1 else math.nan
+    return {**means, "iwae_se": se}
 
 
 def _block_sums(
@@ -169,10 +178,10 @@ def _block_sums(
     cost: tuple[int, int],
     budget: int,
 ) -> tuple[torch.Tensor, int]:
-    """The four bounds summed over ``images`` (B, P), in passes within ``budget``
-    numbers (halved on out-of-memory); the sums (4,) and the budget that fitted."""
+    """The :data:`SUMS` over ``images`` (B, P), in passes within ``budget`` numbers
+    (halved on out-of-memory); the sums and the budget that fitted."""
     per_draw, per_image = cost
-    sums = images.new_zeros(4)
+    sums = images.new_zeros(len(SUMS))
     start = 0
     while start < images.shape[0]:
         # Samples first, up to K for one image; then as many images as fit.
@@ -193,8 +202,7 @@ def _block_sums(
             if images.device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        sums += torch.stack([batch_sums[k] for k in ("elbo", "iwae", "distortion",
-                                                      "rate")])  # fmt: skip
+        sums += torch.stack([batch_sums[k] for k in SUMS])
         start += batch.shape[0]
     return sums, budget
 
@@ -202,7 +210,7 @@ def _block_sums(
 def _batch_sums(
     vae: VAE, batch: torch.Tensor, num_samples: int, samples_per_pass: int
 ) -> dict[str, torch.Tensor]:
-    """The four bounds summed over the images of ``batch`` (B, P), with the K draws
+    """The :data:`SUMS` over the images of ``batch`` (B, P), with the K draws
     taken ``samples_per_pass`` at a time. Each pass is reduced over its samples at
     once (per image: the sums and the log-sum-exp of its log-weights), so no more
     than a few numbers per pass outlive it; those are then combined exactly.
@@ -220,9 +228,11 @@ def _batch_sums(
         del parts, log_w  # the next pass's peak does not hold this one's
     # (passes, B) each; summed per image over the passes, then over the images
     per_image = {key: torch.stack(values) for key, values in passes.items()}
+    iwae = per_image["lse"].logsumexp(0) - math.log(num_samples)
     return {
         "elbo": per_image["log_w"].sum(0).sum() / num_samples,
-        "iwae": (per_image["lse"].logsumexp(0) - math.log(num_samples)).sum(),
+        "iwae": iwae.sum(),
+        "iwae_squared": iwae.square().sum(),
         "distortion": -per_image["log_lik"].sum(0).sum() / num_samples,
         "rate": per_image["rate"].sum(0).sum() / num_samples,
     }
