@@ -72,9 +72,14 @@ def test_fit_evaluate_criticize(capsys, tmp_path):
     assert "mean ink per image" in json.loads((out / "summary.json").read_text())["ppc"]
 
 
-def test_resume_continues_exactly(capsys, tmp_path):
+@pytest.mark.parametrize(
+    "variant",
+    [[], ["--guide", "iaf", "--flows", "2", "--elbo", "iwae", "--num-particles", "3"]],
+    ids=["normal-trace", "iaf-iwae"],
+)
+def test_resume_continues_exactly(capsys, tmp_path, variant):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    common = [*DIGITS, "--no-criticize"]
+    common = [*DIGITS, "--no-criticize", *variant]
     assert run_cli(capsys, *common, "--epochs", "2", "--out", straight)[0] == 0
     assert run_cli(capsys, *common, "--epochs", "1", "--out", resumed)[0] == 0
     status, _, err = run_cli(
@@ -133,6 +138,9 @@ BAD = [
     (["--binarize", "none", "--likelihood", "bernoulli"], "binarized"),
     (["--architecture", "transformer"], "invalid choice: 'transformer'"),
     (["--resume"], "holds no checkpoint"),
+    (["--guide", "flow"], "invalid choice: 'flow'"),
+    (["--guide", "iaf", "--flows", "0"], "flows must be a positive integer, got 0"),
+    (["--elbo", "iwae", "--num-particles", "0"], "num_particles must be a positive integer"),
 ]
 
 

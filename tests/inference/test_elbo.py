@@ -10,10 +10,11 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
-from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import (
+    DeviceIWAE_ELBO,
     DeviceTrace_ELBO,
     DeviceTraceMeanField_ELBO,
     make_elbo,
@@ -204,7 +205,9 @@ def test_mean_field_skips_a_masked_out_site_as_pyro_does_and_counts_the_next(
     )
 
 
-@pytest.mark.parametrize("elbo", [DeviceTrace_ELBO, DeviceTraceMeanField_ELBO])
+@pytest.mark.parametrize(
+    "elbo", [DeviceTrace_ELBO, DeviceTraceMeanField_ELBO, DeviceIWAE_ELBO]
+)
 def test_an_empty_model_and_guide_give_a_zero_tensor(elbo):
     loss = elbo().differentiable_loss(lambda: None, lambda: None)
     assert torch.is_tensor(loss) and loss.shape == () and float(loss) == 0.0
@@ -249,6 +252,7 @@ def test_mean_field_refuses_sites_it_cannot_reparameterize_without_validation():
 
 @pytest.mark.parametrize("kind, cls", [
     ("trace", DeviceTrace_ELBO), ("meanfield", DeviceTraceMeanField_ELBO),
+    ("iwae", DeviceIWAE_ELBO),
 ])  # fmt: skip
 def test_make_elbo_builds_the_named_estimator_vectorizing_two_particles_on(kind, cls):
     one = make_elbo(kind)
@@ -262,7 +266,114 @@ def test_make_elbo_builds_the_named_estimator_vectorizing_two_particles_on(kind,
 def test_make_elbo_names_an_unknown_kind_and_a_bad_particle_count():
     with pytest.raises(UsageError) as error:
         make_elbo("renyi")
-    assert str(error.value) == "unknown elbo 'renyi': expected one of trace, meanfield"
+    assert str(error.value) == (
+        "unknown elbo 'renyi': expected one of trace, meanfield, iwae"
+    )
     with pytest.raises(UsageError) as error:
         make_elbo("trace", 0)
     assert str(error.value) == "num_particles must be a positive integer, got 0"
+
+
+def local_model(x):
+    """A global location and a continuous latent per data point."""
+    loc = pyro.sample("loc", dist.Normal(0.0, 2.0))
+    with pyro.plate("data", x.shape[0]):
+        z = pyro.sample("z", dist.Normal(loc, 1.0))
+        pyro.sample("x", dist.Normal(z, 0.5), obs=x)
+
+
+def local_guide(x, with_global=True):
+    if with_global:
+        loc = pyro.param("loc_q", torch.tensor(0.3))
+        pyro.sample("loc", dist.Normal(loc, pyro.param("loc_s", torch.tensor(0.4))))
+    z_loc = pyro.param("z_loc", 0.5 * x)
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("z", dist.Normal(z_loc, pyro.param("z_s", torch.tensor(0.6))))
+
+
+def local_only_model(x):
+    with pyro.plate("data", x.shape[0]):
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        pyro.sample("x", dist.Normal(z, 0.5), obs=x)
+
+
+def renyi_loss_and_grads(elbo, model, guide, *args, seed=0):
+    """Pyro's RenyiELBO steps the gradients itself, of the params in its store."""
+    pyro.clear_param_store()
+    torch.manual_seed(seed)
+    loss = elbo.loss_and_grads(model, guide, *args)
+    store = pyro.get_param_store()
+    return loss, {n: store.get_param(n).unconstrained().grad.clone() for n in store}
+
+
+def iwae_loss_and_grads(elbo, model, guide, *args, seed=0):
+    pyro.clear_param_store()
+    torch.manual_seed(seed)
+    loss = elbo.differentiable_loss(model, guide, *args)
+    store = pyro.get_param_store()
+    params = {n: store.get_param(n).unconstrained() for n in store}
+    grads = torch.autograd.grad(loss, list(params.values()))
+    return loss.detach(), dict(zip(params, grads, strict=True))
+
+
+@pytest.mark.parametrize("particles", [1, 4])
+@pytest.mark.parametrize("vectorize", [False, True])
+@pytest.mark.parametrize(
+    "model, guide",
+    [(local_model, local_guide),
+     (local_only_model, lambda x: local_guide(x, with_global=False))],
+    ids=["global-and-local", "local"],
+)  # fmt: skip
+def test_iwae_gives_renyi_alpha_0s_value_and_gradient(
+    particles, vectorize, model, guide
+):
+    # A global latent ties the data points: the weight is per particle, summed over
+    # the plate. Without one, every point has its own weights (the VAE's case).
+    x = torch.tensor([0.3, -1.2, 2.0])
+    settings = dict(num_particles=particles, max_plate_nesting=1,
+                    vectorize_particles=vectorize)  # fmt: skip
+    try:
+        loss, grads = iwae_loss_and_grads(DeviceIWAE_ELBO(**settings), model, guide, x)
+        theirs, their_grads = renyi_loss_and_grads(
+            RenyiELBO(alpha=0.0, **settings), model, guide, x
+        )
+    finally:
+        pyro.clear_param_store()
+    assert loss.shape == ()
+    assert float(loss) == pytest.approx(theirs, rel=1e-6)
+    assert grads.keys() == their_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, their_grads[name], msg=name)
+
+
+def test_iwae_with_one_particle_is_the_elbo_and_more_particles_tighten_it():
+    x = torch.tensor([0.3, -1.2, 2.0])
+    guide = lambda x: local_guide(x, with_global=False)  # noqa: E731
+    try:
+        torch.manual_seed(5)
+        one = DeviceIWAE_ELBO(num_particles=1).differentiable_loss(
+            local_only_model, guide, x
+        )
+        torch.manual_seed(5)
+        elbo = DeviceTrace_ELBO().differentiable_loss(local_only_model, guide, x)
+        torch.manual_seed(5)
+        many = DeviceIWAE_ELBO(
+            num_particles=4000, vectorize_particles=True, max_plate_nesting=1
+        ).differentiable_loss(local_only_model, guide, x)
+        torch.manual_seed(5)
+        elbo_many = DeviceTrace_ELBO(
+            num_particles=4000, vectorize_particles=True, max_plate_nesting=1
+        ).differentiable_loss(local_only_model, guide, x)
+    finally:
+        pyro.clear_param_store()
+    torch.testing.assert_close(one, elbo)
+    # log p(x) in closed form: x ~ Normal(0, sqrt(1 + 0.25)) per point
+    log_px = dist.Normal(0.0, 1.25**0.5).log_prob(x).sum()
+    assert float(-elbo_many) < float(-many) <= float(log_px) + 0.01
+    assert float(-many) == pytest.approx(float(log_px), abs=0.02)
+
+
+def test_iwae_refuses_a_guide_site_it_cannot_reparameterize():
+    x = torch.tensor([0.0, 1.0])
+    with pyro.validation_enabled(False), pytest.raises(NotImplementedError):
+        DeviceIWAE_ELBO(num_particles=2)(mixture_model, MixtureGuide(2))(x)

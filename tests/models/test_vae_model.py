@@ -16,6 +16,7 @@ from ppl_models.errors import UsageError
 from ppl_models.inference import make_objective, svi_step
 from ppl_models.inference.elbo import ELBOS, DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.models.vae import VAE, VAEConfig, make_elbo
+from ppl_models.models.vae.flows import flow_posterior
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import (
     PRIORS,
@@ -231,3 +232,37 @@ def test_a_conv_vae_builds_its_networks_with_the_configs_base_depth():
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
     assert count(vae) == count(encoder) + count(decoder)
     assert count(vae) < count(VAE(VAEConfig(**{**config.to_dict(), "base_depth": 32})))
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_the_iaf_guide_draws_codes_with_their_exact_density(architecture):
+    # The density the ELBO uses comes from the flows' cached forward pass; it must
+    # equal the density recomputed by inverting the flows (no cache), and the
+    # flows must move the draws away from the encoder's Normal.
+    torch.manual_seed(0)
+    config = VAEConfig(**SMALL, guide="iaf", flows=3, architecture=architecture,
+                       base_depth=4)  # fmt: skip
+    vae = VAE(config)
+    for step in vae.guide.flows:  # away from the identity they start near
+        torch.nn.init.normal_(step.nn.layers[-1].weight, std=0.5)
+    x = torch.rand(4, 64).round()
+    with torch.no_grad():
+        trace = poutine.trace(vae.guide).get_trace(x)
+        site = trace.nodes["z"]
+        z, q = site["value"], site["fn"]
+        cached = q.log_prob(z)
+        loc, scale, features = vae.guide.encoder.with_features(x)
+        fresh = flow_posterior(loc, scale, features, vae.guide.flows)
+        uncached = fresh.log_prob(z.clone())
+        normal = torch.distributions.Normal(loc, scale).log_prob(z).sum(-1)
+    assert z.shape == (4, 3) and cached.shape == (4,)
+    torch.testing.assert_close(cached, uncached, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(cached, normal, atol=1e-2)
+    assert len(vae.guide.flows) == 3
+    assert len(VAE(VAEConfig(**SMALL)).guide.flows) == 0  # the Normal guide
+
+
+def test_older_configs_without_a_guide_read_as_the_normal_guide():
+    values = VAEConfig(**SMALL).to_dict()
+    del values["guide"], values["flows"]
+    assert VAEConfig.from_dict(values).guide == "normal"

@@ -86,9 +86,10 @@ def pass_elements(config: VAEConfig) -> tuple[int, int]:
 
     Each draw ``z`` (image x sample) costs the decoder's activations (every layer's
     output and its activation's: the hidden widths and the pixels), the
-    likelihood's temporaries over the pixels, and ``z`` with the latent densities'
-    terms; the encoder runs once per image. Every stage is counted as if all were
-    alive at once, so the count bounds the peak from above.
+    likelihood's temporaries over the pixels, ``z`` with the latent densities'
+    terms, and an IAF guide's steps; the encoder runs once per image. Every stage
+    is counted as if all were alive at once, so the count bounds the peak from
+    above.
     """
     # numbers in one code z: latent_dim, or what the config says (a categorical
     # code has a number per latent and class)
@@ -107,6 +108,13 @@ def pass_elements(config: VAEConfig) -> tuple[int, int]:
         hidden = sum(config.hidden_dims)
         decoder = 2 * (hidden + pixels)
         encoder = 2 * (hidden + 2 * latent) + pixels
+    if getattr(config, "guide", "normal") == "iaf":
+        # each step's network on the code and the encoder's features, broadcast
+        # to every draw: its input, hidden layer and activation, and the shift,
+        # the gate and the log-determinant over the code
+        features = 4 * latent if config.architecture == "conv" else (
+            config.hidden_dims[-1] if config.hidden_dims else pixels)  # fmt: skip
+        latent_terms += config.flows * (3 * (latent + features) + 8 * latent)
     likelihood = LIKELIHOOD_TEMPORARIES[config.likelihood] * pixels
     results = 16  # the log-weights' parts and their sums, per draw
     per_draw = decoder + likelihood + latent_terms + results
