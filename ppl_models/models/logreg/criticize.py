@@ -25,10 +25,12 @@ Draws = dict[str, torch.Tensor]  # "w": (S, D, C), "b": (S, C)
 def guide_draws(fit: FullBatchFit, num_samples: int) -> Draws:
     """``num_samples`` draws of w and b from the fit's guide."""
     sites = ("w", "b")
-    predictive = Predictive(fit.guide, num_samples=num_samples, return_sites=sites)
+    predictive = Predictive(
+        fit.guide, num_samples=num_samples, return_sites=sites, parallel=True
+    )
     with torch.no_grad():
         draws = predictive(*fit.data)
-    return {site: draws[site] for site in sites}
+    return {site: draws[site].detach() for site in sites}
 
 
 def nuts_draws(fit: FullBatchFit) -> tuple[Draws, dict[str, float]]:
