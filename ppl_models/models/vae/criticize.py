@@ -22,6 +22,7 @@ from ppl_models.data.images import ImageData
 from ppl_models.errors import UsageError
 from ppl_models.inference.params import local_params
 from ppl_models.models.vae.model import VAE
+from ppl_models.models.vae.priors import PRIORS
 from ppl_models.plots import (
     plot_image_grid,
     plot_latent_scatter,
@@ -254,7 +255,7 @@ def criticize_vae(
         ),
         "reconstructions.png",
     )
-    if config.latent_dim == 2:
+    if config.latent_dim == 2 and config.prior in PRIORS:  # a 2-d continuous code
         save(
             plot_image_grid(
                 latent_manifold(vae, MANIFOLD_GRID),

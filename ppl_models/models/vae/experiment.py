@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -62,6 +62,9 @@ class VAESpec(ModelSpec):
     evaluate_class = VAEEvaluation
     can_resume = True
     data_parallel = True
+    #: what the stack builds and trains (see :class:`VAEFit`): a model built on the
+    #: VAE's stack names its own fit class here
+    fit_class: ClassVar[type[VAEFit]] = VAEFit
 
     @classmethod
     def fit_run(
@@ -73,12 +76,14 @@ class VAESpec(ModelSpec):
     ) -> dict[str, Any]:
         record = None
         if options.resume:
-            record = resume_record(run_dir, config, device)
+            record = resume_record(run_dir, config, device, cls.fit_class)
         config = config.resolved()
         # Check everything cheap, then load the data, before writing any file.
         settings = config.train_settings(compile=options.compile)
         network = config.network_settings()
-        make_elbo(settings.elbo, VAEConfig(**network), settings.num_particles)
+        fit_class = cls.fit_class
+        network_config = fit_class.network_config_class(**network)
+        fit_class.make_elbo(settings.elbo, network_config, settings.num_particles)
         check_likelihood(config.likelihood, config.binarize)
         if config.tensorboard:
             summary_writer_class()  # refused before any file is written
@@ -110,6 +115,7 @@ class VAESpec(ModelSpec):
             on_epoch_end=lambda h: _epoch_done(h, run_dir),
             tensorboard=run_dir / "tensorboard" if config.tensorboard else None,
             compile=settings.compile,
+            fit_class=fit_class,
             **common_values(config, TrainSettings),
             **network,
         )
@@ -124,7 +130,7 @@ class VAESpec(ModelSpec):
     def evaluate_run(
         cls, run_dir: Path, options: VAEEvaluation, device: torch.device
     ) -> dict[str, Any]:
-        fit = load_fit(run_dir, device, options.data_dir)
+        fit = load_fit(run_dir, device, options.data_dir, cls.fit_class)
         bounds = fit.evaluate(
             options.iwae_samples, options.iwae_images, seed=fit.settings.seed
         )
@@ -136,11 +142,18 @@ class VAESpec(ModelSpec):
             test_rate=bounds["rate"],
             iwae_samples=options.iwae_samples,
             iwae_images=options.iwae_images or fit.data.test.shape[0],
+            **cls.evaluation_entries(fit, options),
         )
 
     @classmethod
+    def evaluation_entries(cls, fit: VAEFit, options: VAEEvaluation) -> dict[str, Any]:
+        """Summary entries ``evaluate`` adds beside the VAE's bounds (none; a model
+        built on the VAE's stack may add its own)."""
+        return {}
+
+    @classmethod
     def load_fit(cls, run_dir: Path, device: torch.device) -> VAEFit:
-        return load_fit(run_dir, device)
+        return load_fit(run_dir, device, fit_class=cls.fit_class)
 
     @classmethod
     def smoke_fit_args(cls) -> list[str]:
@@ -151,7 +164,8 @@ class VAESpec(ModelSpec):
 
     @classmethod
     def criticize_run(cls, run_dir: Path, device: torch.device) -> dict[str, Any]:
-        return update_summary(run_dir, **load_fit(run_dir, device).criticize(run_dir))
+        fit = load_fit(run_dir, device, fit_class=cls.fit_class)
+        return update_summary(run_dir, **fit.criticize(run_dir))
 
     @classmethod
     def demo_runs(cls) -> dict[str, list[str]]:

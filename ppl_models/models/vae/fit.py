@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyro
 import torch
@@ -36,6 +36,7 @@ from ppl_models.models.vae.model import (
     VAEConfig,
     check_hidden_dims,
     check_likelihood,
+    make_elbo,
 )
 from ppl_models.models.vae.train import TrainSettings, train_vae
 from ppl_models.run_config import config_to_dict, write_run_config
@@ -48,7 +49,19 @@ from ppl_models.validation import check_positive_int, check_seed
 class VAEFit:
     """A trained VAE with its data, its training settings and its history. It
     implements :class:`ppl_models.fits.Fit`.
+
+    A model built on the VAE's stack subclasses it, naming its own model name,
+    network module (built as ``network_class(network_config)``, with ``model`` and
+    ``guide``), the module's config, the run's config and ``make_elbo``.
     """
+
+    model_name: ClassVar[str] = "vae"
+    network_class: ClassVar[type] = VAE
+    network_config_class: ClassVar[type] = VAEConfig
+    run_config_class: ClassVar[type] = VAERunConfig
+    make_elbo: ClassVar[Any] = staticmethod(make_elbo)
+    #: the dims of one image's code ``z`` in :meth:`to_inference_data`
+    latent_dims: ClassVar[tuple[str, ...]] = ("latent",)
 
     vae: VAE
     data: ImageData
@@ -65,7 +78,7 @@ class VAEFit:
         ELBOs (nats per image), as ``summary.json`` holds them before criticism.
         """
         return {
-            "model": "vae",
+            "model": self.model_name,
             **config_to_dict(self.config),
             "device": str(self.vae.device),
             "compile": self.settings.compile,
@@ -109,7 +122,7 @@ class VAEFit:
                 guide_args=(images,),
                 observed_site="x",
                 num_samples=num_samples,
-                dims={"z": ["image", "latent"], "x": ["image", "pixel"]},
+                dims={"z": ["image", *self.latent_dims], "x": ["image", "pixel"]},
             )
 
     def checkpoint(self) -> dict[str, Any]:
@@ -133,8 +146,8 @@ class VAEFit:
         """
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(run_dir, "vae", self.config)
-        save_checkpoint(run_dir / CHECKPOINT, "vae", self.checkpoint())
+        write_run_config(run_dir, self.model_name, self.config)
+        save_checkpoint(run_dir / CHECKPOINT, self.model_name, self.checkpoint())
         write_metrics(self.history, run_dir)
         save_nelbo_plot(self.history, run_dir)
         write_summary(run_dir, self.summary())
@@ -199,6 +212,7 @@ def fit_vae(
     resume_from: dict[str, Any] | None = None,
     on_epoch_end: Callable[[History], None] | None = None,
     tensorboard: Path | None = None,
+    fit_class: type[VAEFit] = VAEFit,
     **config: Any,
 ) -> VAEFit:
     """Load ``dataset``, build a VAE and train it by amortized SVI.
@@ -221,6 +235,8 @@ def fit_vae(
     :param on_epoch_end: called with the history after every epoch.
     :param tensorboard: a folder to log each epoch to for TensorBoard (its ELBOs,
         speed, samples and reconstructions; the ``tensorboard`` extra).
+    :param fit_class: the fit to make, whose class attributes name the networks,
+        their config and the run's config (another model's, built on this stack).
     :param config: :class:`VAEConfig` fields: ``latent_dim``, ``architecture``,
         ``hidden_dims``, ``activation``, ``prior``, ``mixture_components``,
         ``likelihood``, ``base_depth``.
@@ -259,19 +275,22 @@ def fit_vae(
             )
         if config.get("likelihood") is None:
             config["likelihood"] = default_likelihood(data.binarize)
-        vae_config = VAEConfig(image_shape=data.image_shape, **config)
+        vae_config = fit_class.network_config_class(
+            image_shape=data.image_shape, **config
+        )
         check_likelihood(vae_config.likelihood, data.binarize)
         # Built before training, so data it cannot record are refused first.
-        run_config = VAERunConfig(
+        run_class = fit_class.run_config_class
+        run_config = run_class(
             dataset=data.name,
             train_images=train_images,
             test_images=test_images,
             binarize=data.binarize,
-            **common_values(vae_config, VAERunConfig),
-            **common_values(settings, VAERunConfig),
+            **common_values(vae_config, run_class),
+            **common_values(settings, run_class),
         )
         pyro.set_rng_seed(seed)  # fixes the initial weights too
-        vae = VAE(vae_config).to(device)
+        vae = fit_class.network_class(vae_config).to(device)
         board = (
             None if tensorboard is None else EpochBoard(tensorboard, vae, data, seed)
         )
@@ -291,10 +310,12 @@ def fit_vae(
                 resume_from=resume_from,
                 progress=progress,
                 on_epoch_end=epoch_end,
+                elbo=fit_class.make_elbo(elbo, vae_config, num_particles),
+                model_name=fit_class.model_name,
             )
         finally:
             if board is not None:
                 board.close()
-    return VAEFit(
+    return fit_class(
         vae, data, settings, trained.history, run_config, trained.resume_state
     )

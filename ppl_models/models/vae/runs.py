@@ -24,10 +24,14 @@ from ppl_models.settings import differing_fields
 
 
 def resume_record(
-    run_dir: Path, config: VAERunConfig, device: torch.device
+    run_dir: Path,
+    config: VAERunConfig,
+    device: torch.device,
+    fit_class: type[VAEFit] = VAEFit,
 ) -> dict[str, Any]:
     """The checkpoint in ``run_dir`` that a ``--resume`` goes on from, read onto
-    ``device``, if it was written for ``config``'s networks.
+    ``device``, if it was written for ``config``'s networks (those of
+    ``fit_class``, see :class:`VAEFit`).
 
     :raises CheckpointError: if there is none, it is damaged, or it was written for
         another configuration (see :func:`check_checkpoint_config`).
@@ -35,10 +39,12 @@ def resume_record(
         run would go on with nothing to do and record fewer epochs than it has.
     """
     checkpoint = run_dir / CHECKPOINT
-    record = read_checkpoint(checkpoint, device)
-    vae_config = check_checkpoint_config(record, config, checkpoint)
-    check_config_unedited(VAERunConfig, run_dir, record)
-    check_resumable_state(record, vae_config, checkpoint)
+    record = read_checkpoint(checkpoint, device, fit_class.model_name)
+    vae_config = check_checkpoint_config(
+        record, config, checkpoint, fit_class.network_config_class
+    )
+    check_config_unedited(type(config), run_dir, record)
+    check_resumable_state(record, vae_config, checkpoint, fit_class.network_class)
     size = distributed.current().size
     if record.get("world_size", 1) != size:
         raise UsageError(
@@ -58,12 +64,15 @@ def resume_record(
 ENTRIES = {"config": dict, "vae_state": dict, "epoch": int, "history": dict}
 
 
-def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
-    """A VAE checkpoint record, read onto ``device``, with each of its entries.
+def read_checkpoint(
+    path: Path, device: torch.device, model: str = "vae"
+) -> dict[str, Any]:
+    """A checkpoint record of ``model`` (a model built on the VAE's stack), read
+    onto ``device``, with each of its entries.
 
     :raises CheckpointError: if it is damaged or lacks an entry.
     """
-    record = check_entries(load_checkpoint(path, "vae", device), ENTRIES, path)
+    record = check_entries(load_checkpoint(path, model, device), ENTRIES, path)
     try:
         History(**record["history"])
     except TypeError:
@@ -75,7 +84,7 @@ def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
 
 
 def check_resumable_state(
-    record: dict[str, Any], vae_config: VAEConfig, path: Path
+    record: dict[str, Any], vae_config: Any, path: Path, network_class: type = VAE
 ) -> None:
     """Load the record's weights and optimizer state into a scratch VAE and Adam,
     so that a checkpoint that cannot go on is refused before the resume writes
@@ -88,29 +97,33 @@ def check_resumable_state(
             f"{path} holds no optimizer and random state: it cannot go on; fit "
             "again with --overwrite"
         )
-    vae = VAE(vae_config)
+    vae = network_class(vae_config)
     # restore also sets the random state: kept to this check
     with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         restore(vae, torch.optim.Adam(vae.parameters()), record, path)
 
 
 def check_checkpoint_config(
-    record: dict[str, Any], config: VAERunConfig, path: Path
-) -> VAEConfig:
-    """The checkpoint's :class:`VAEConfig`, if it matches the run's settings.
+    record: dict[str, Any],
+    config: VAERunConfig,
+    path: Path,
+    config_class: type = VAEConfig,
+) -> Any:
+    """The checkpoint's network config (a ``config_class``, by default
+    :class:`VAEConfig`), if it matches the run's settings.
 
     :raises CheckpointError: naming the settings that differ, e.g. a checkpoint
         copied in from a run with another latent size.
     """
     try:
-        saved = VAEConfig.from_dict(record["config"])
+        saved = config_class.from_dict(record["config"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(
             f"{path}: its network config is damaged: {error}"
         ) from None
     # Settings left unset (None) are whatever the checkpoint has.
     declared = {k: v for k, v in config.network_settings().items() if v is not None}
-    expected = VAEConfig.from_dict({**saved.to_dict(), **declared})
+    expected = config_class.from_dict({**saved.to_dict(), **declared})
     differ = [
         f"{k} {getattr(saved, k)!r} in the checkpoint, {getattr(expected, k)!r} "
         "in config.json"
@@ -124,16 +137,23 @@ def check_checkpoint_config(
 
 
 def load_fit(
-    run_dir: Path, device: torch.device, data_dir: Path | None = None
+    run_dir: Path,
+    device: torch.device,
+    data_dir: Path | None = None,
+    fit_class: type[VAEFit] = VAEFit,
 ) -> VAEFit:
-    """Rebuild a :class:`VAEFit` from a run directory's config and checkpoint; its
+    """Rebuild a ``fit_class`` from a run directory's config and checkpoint; its
     settings give the epochs done as ``epochs``.
     """
-    config = read_run_config(VAERunConfig, run_dir)
-    record = read_checkpoint(run_dir / CHECKPOINT, device)
-    vae_config = check_checkpoint_config(record, config, run_dir / CHECKPOINT)
-    check_config_unedited(VAERunConfig, run_dir, record)
-    vae = VAE(vae_config).to(device)
+    run_class = fit_class.run_config_class
+    config = read_run_config(run_class, run_dir)
+    checkpoint = run_dir / CHECKPOINT
+    record = read_checkpoint(checkpoint, device, fit_class.model_name)
+    vae_config = check_checkpoint_config(
+        record, config, checkpoint, fit_class.network_config_class
+    )
+    check_config_unedited(run_class, run_dir, record)
+    vae = fit_class.network_class(vae_config).to(device)
     load_state(vae, record["vae_state"], run_dir / CHECKPOINT)
     data = load_images(
         config.dataset,
@@ -144,7 +164,7 @@ def load_fit(
         limit_test=config.test_images,
     )
     settings = replace(config, epochs=record["epoch"]).train_settings()
-    return VAEFit(
+    return fit_class(
         vae,
         data,
         settings,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyro
 import torch
+from pyro.infer import ELBO
 
 from ppl_models import distributed
 from ppl_models.data.batches import shard_batches, train_batches
@@ -92,16 +93,26 @@ def train_vae(
     resume_from: dict[str, Any] | None = None,
     progress: bool | None = None,
     on_epoch_end: Callable[[History], None] | None = None,
+    elbo: ELBO | None = None,
+    model_name: str = "vae",
 ) -> Trained:
     """Train ``vae`` on ``data.train`` for ``settings.epochs`` epochs in all.
+
+    A network module with a method ``before_step(steps_done, steps_per_epoch)``
+    has it called before every step with the steps the run has taken, resumed ones
+    included: a schedule (the categorical VAE's temperature) that is a function of
+    them goes on exactly in a resumed run.
 
     :param checkpoint_path: where to write a checkpoint after every epoch.
     :param resume_from: a checkpoint record (see :func:`checkpoint_payload`) to go on
         from; the epochs it already did count towards ``settings.epochs``.
+    :param elbo: the objective (default: ``make_elbo`` of ``settings``).
+    :param model_name: the model the checkpoints are written for.
     :returns: the history of every epoch, resumed ones included, and the state to
         go on from.
     """
-    elbo = make_elbo(settings.elbo, vae.config, settings.num_particles)
+    if elbo is None:
+        elbo = make_elbo(settings.elbo, vae.config, settings.num_particles)
     # A batch as training sees it (binarized), for the guide's first call and
     # Pyro's checks; drawn on forked generators, so the training draws are unchanged.
     with torch.random.fork_rng(devices=_cuda_devices(data.train)):
@@ -120,6 +131,8 @@ def train_vae(
     # Several ranks each take an equal share of every epoch (padded to one
     # length), so an epoch covers this many images.
     num_train = -(-data.train.shape[0] // world.size) * world.size
+    steps_per_epoch = -(-(num_train // world.size) // settings.batch_size)
+    before_step = getattr(vae, "before_step", None)
     at_hand: list[torch.Tensor] = []  # the batch of the step under way
     evaluating = False  # whether a NumericalError is end_epoch's own
 
@@ -132,8 +145,11 @@ def train_vae(
             )
         else:
             source = train_batches(data, settings.batch_size)
-        for x in source:
+        steps_done = history.epochs_done * steps_per_epoch
+        for step, x in enumerate(source, steps_done):
             at_hand[:] = [x]
+            if before_step is not None:
+                before_step(step, steps_per_epoch)
             yield (x,)
 
     def end_epoch(
@@ -167,7 +183,7 @@ def train_vae(
             # A data-parallel run records how many ranks it had: a resume needs as
             # many (a record without it is one process's).
             several = {"world_size": world.size} if world.size > 1 else {}
-            save_checkpoint(checkpoint_path, "vae", {**payload, **several})
+            save_checkpoint(checkpoint_path, model_name, {**payload, **several})
 
     def after_epoch(epoch: int) -> None:
         if on_epoch_end is not None:
@@ -185,7 +201,7 @@ def train_vae(
                 optimizer,
                 batches,
                 settings.epochs,
-                -(-(num_train // world.size) // settings.batch_size),
+                steps_per_epoch,
                 end_epoch=end_epoch,
                 first_epoch=history.epochs_done,
                 save=save,
