@@ -1,0 +1,52 @@
+"""The categorical VAE's networks: an MLP encoder giving each latent's class logits,
+and the VAE's MLP decoder reading the flattened one-hot code."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ppl_models.models.vae.networks import MLPDecoder, make_activation
+
+
+class CategoricalEncoder(nn.Module):
+    """x ``(..., batch, num_pixels)`` -> logits ``(..., batch, latents, classes)``,
+    through ``num_pixels -> hidden_dims... -> latents * classes``."""
+
+    def __init__(
+        self,
+        num_pixels: int,
+        latents: int,
+        classes: int,
+        hidden_dims: Sequence[int] = (400,),
+        activation: str = "softplus",
+    ) -> None:
+        super().__init__()
+        self.num_pixels, self.code_shape = num_pixels, (latents, classes)
+        sizes = (num_pixels, *hidden_dims, latents * classes)
+        layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1])]
+        for d_in, d_out in itertools.pairwise(sizes[1:]):
+            layers += [make_activation(activation), nn.Linear(d_in, d_out)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Unnormalised log-probabilities of each latent's classes."""
+        logits = self.net(x.reshape(-1, self.num_pixels))
+        return logits.reshape(*x.shape[:-1], *self.code_shape)
+
+
+def build_networks(
+    num_pixels: int,
+    latents: int,
+    classes: int,
+    hidden_dims: Sequence[int],
+    activation: str,
+) -> tuple[CategoricalEncoder, MLPDecoder]:
+    """The encoder, and the decoder of a code ``(..., batch, latents * classes)``
+    (the VAE's, mirrored widths) to pixel logits ``(..., batch, num_pixels)``."""
+    encoder = CategoricalEncoder(num_pixels, latents, classes, hidden_dims, activation)
+    decoder = MLPDecoder(latents * classes, num_pixels, hidden_dims, activation)
+    return encoder, decoder

@@ -1,0 +1,133 @@
+"""The categorical VAE: its distributions and temperature schedule, its bounds held
+against the exact likelihood of a model small enough to enumerate, the picture of
+what each latent controls, and bad settings refused. The shared tests (device trap,
+ELBO equal to Pyro's, save/load, exact resume, command line) cover it as a
+registered model."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from ppl_models.cli import main
+from ppl_models.errors import UsageError
+from ppl_models.models.catvae import CatVAE, CatVAEConfig, CatVAEFit
+from ppl_models.models.catvae.config import CatVAERunConfig
+from ppl_models.models.catvae.experiment import latent_traversal
+from ppl_models.models.catvae.model import (
+    RelaxedOneHot,
+    StraightThrough,
+    temperature_at,
+)
+from ppl_models.models.vae import fit_vae
+from ppl_models.models.vae.evaluate import evaluate_bounds
+
+
+def tiny(**overrides) -> CatVAE:
+    torch.manual_seed(0)
+    config = dict(image_shape=(4, 4), latent_dim=2, num_classes=3, hidden_dims=(8,))
+    return CatVAE(CatVAEConfig(**{**config, **overrides}))
+
+
+def exact_log_likelihood(vae: CatVAE, x: torch.Tensor) -> torch.Tensor:
+    """log p(x) of the discrete model, summing over all K^N codes: (B,)."""
+    n, k = vae.config.latent_dim, vae.config.num_classes
+    codes = torch.stack([F.one_hot(torch.tensor(c), k).float()
+                         for c in itertools.product(range(k), repeat=n)])  # fmt: skip
+    with torch.no_grad():
+        logits = vae.model.decoder(codes.flatten(-2))  # (K^N, P)
+        lik = torch.distributions.Bernoulli(logits=logits[:, None]).log_prob(x)
+    return lik.sum(-1).logsumexp(0) - n * math.log(k)
+
+
+@pytest.mark.parametrize("straight_through", [False, True])
+def test_the_bounds_are_below_the_exact_likelihood_and_near_it(straight_through):
+    # The discrete model's bounds, and the straight-through relaxed ones (a hard
+    # code of a Concrete draw is a categorical draw, so the marginal is the
+    # discrete model's), bound log p(x), which 2 latents of 3 classes enumerate.
+    vae = tiny(straight_through=straight_through)
+    x = torch.rand(40, 16).round()
+    exact = float(exact_log_likelihood(vae, x).mean())
+    torch.manual_seed(1)
+    with vae.as_discrete():
+        discrete = evaluate_bounds(vae, x, 2000)
+    # (up to the Monte Carlo error of 2000 draws a bound of the mean of 40 images)
+    assert discrete["elbo"] < discrete["iwae"] <= exact + 0.01
+    assert discrete["iwae"] == pytest.approx(exact, abs=0.01)  # q covers 9 codes
+    relaxed = evaluate_bounds(vae, x, 2000)
+    assert relaxed["elbo"] < relaxed["iwae"]
+    if straight_through:
+        assert relaxed["iwae"] <= exact + 0.02
+        assert relaxed["iwae"] == pytest.approx(exact, abs=0.1)
+
+
+def test_relaxed_draws_have_finite_densities_at_low_temperatures():
+    # A confident q at tau = 0.1 underflows to exact zeros in Pyro's own draws.
+    logits = torch.tensor([0.0, -30.0, -60.0]).expand(100, 3).requires_grad_()
+    for relaxed in (RelaxedOneHot, StraightThrough):
+        q = relaxed(torch.tensor(0.1), logits=logits)
+        z = q.rsample()
+        q.log_prob(z).sum().backward()
+        assert torch.isfinite(q.log_prob(z)).all() and torch.isfinite(logits.grad).all()
+        assert q.support.check(getattr(z, "_unquantize", z)).all()
+    hard = StraightThrough(torch.tensor(0.5), logits=torch.randn(5, 4)).rsample()
+    assert set(hard.unique().tolist()) == {0.0, 1.0} and (hard.sum(-1) == 1).all()
+
+
+def test_the_temperature_anneals_by_step_or_epoch_to_its_floor():
+    config = CatVAEConfig(temperature=2.0, min_temperature=0.5, anneal_rate=0.1)
+    assert temperature_at(config, 0, 10) == 2.0
+    assert temperature_at(config, 3, 10) == pytest.approx(2.0 * math.exp(-0.3))
+    assert temperature_at(config, 100, 10) == 0.5
+    per_epoch = CatVAEConfig(temperature=2.0, anneal_rate=0.1, anneal_per="epoch")
+    assert temperature_at(per_epoch, 19, 10) == pytest.approx(2.0 * math.exp(-0.1))
+    # Training sets it before each step: the last of 2 epochs of 2 steps is step 3.
+    fit = fit_vae("digits", epochs=2, batch_size=32, train_images=64, test_images=8,
+                  latent_dim=2, num_classes=3, hidden_dims=(8,), temperature=2.0,
+                  anneal_rate=0.1, fit_class=CatVAEFit, device="cpu",
+                  progress=False)  # fmt: skip
+    assert float(fit.vae.guide.temperature) == pytest.approx(2.0 * math.exp(-0.3))
+    assert float(fit.vae.model.temperature) == float(fit.vae.guide.temperature)
+
+
+def test_the_traversal_decodes_the_code_with_one_latent_set_to_each_class():
+    vae, x = tiny(), torch.rand(16).round()
+    images = latent_traversal(vae, x)
+    assert images.shape == (2 * 3, 16)
+    with torch.no_grad():
+        code = F.one_hot(vae.guide.encoder(x[None])[0].argmax(-1), 3).float()
+        code[1] = F.one_hot(torch.tensor(2), 3)  # latent 2 set to class 3
+        expected = torch.sigmoid(vae.model.decoder(code.flatten()))
+    torch.testing.assert_close(images[1 * 3 + 2], expected)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(num_classes=1), "num_classes must be an integer from 2 to"),
+        (dict(latent_dim=0), "latent_dim must be a positive integer"),
+        (dict(temperature=0.0), "temperature must be a positive"),
+        (dict(min_temperature=2.0), "min_temperature 2.0 is above the starting"),
+        (dict(anneal_rate=-1.0), "anneal_rate must be"),
+        (dict(anneal_per="batch"), "unknown anneal_per 'batch'"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(settings, message):
+    for config_class in (CatVAEConfig, CatVAERunConfig):
+        with pytest.raises(UsageError, match=message):
+            config_class(**settings)
+
+
+def test_the_vaes_own_settings_are_refused_on_the_command_line(capsys, tmp_path):
+    out = tmp_path / "run"
+    for flag, value in [("--mixture-components", "3"), ("--base-depth", "8")]:
+        status = main(["fit", "catvae", "--dataset", "digits", flag, value,
+                       "--out", str(out)])  # fmt: skip
+        assert status == 2 and not out.exists()
+        assert f"{flag} is not a setting of the categorical VAE" in (
+            capsys.readouterr().err
+        )
