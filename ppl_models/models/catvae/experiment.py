@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from ppl_models.criticism import replay_latents
 from ppl_models.inference.elbo import make_elbo
+from ppl_models.inference.params import local_params
 from ppl_models.models.catvae.config import CatVAEConfig, CatVAERunConfig
 from ppl_models.models.catvae.model import CatVAE
 from ppl_models.models.vae import VAEFit, VAESpec
@@ -24,7 +25,7 @@ def latent_traversal(vae: CatVAE, x: torch.Tensor) -> torch.Tensor:
     """Image ``x`` (P,)'s most probable code with latent i set to class k, decoded:
     the pixel means (N * K, P), latent by latent."""
     n, k = vae.config.latent_dim, vae.config.num_classes
-    with torch.no_grad():
+    with torch.no_grad(), local_params():  # the user's param store untouched
         code = F.one_hot(vae.guide.encoder(x[None])[0].argmax(-1), k).to(x.dtype)
         codes = code.expand(n, k, n, k).clone()  # [i, k] is a code
         index = torch.arange(n, device=x.device)
