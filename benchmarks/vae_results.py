@@ -47,8 +47,8 @@ ROWS: dict[str, tuple[str, list[str], float | None]] = {
     "iaf": ("VAE, IAF guide (2 flows)", ["vae", "--guide", "iaf", "--flows", "2"],
             None),
     "mixture": ("VAE, mixture prior (10)", ["vae", "--prior", "mixture"], None),
-    "catvae": ("categorical VAE, 20 x 10 (Gumbel-softmax)",
-               ["catvae", "--latents", "20", "--categories", "10"], None),
+    "catvae": ("categorical VAE, 20 latents x 10 classes (Gumbel-softmax)",
+               ["catvae", "--latent-dim", "20", "--num-classes", "10"], None),
 }  # fmt: skip
 
 #: the settings every row shares (the paper's 784-400-z50 where a row has z)
@@ -60,6 +60,7 @@ NETWORK = ["--hidden-dim", "400", "--latent-dim", "50"]
 def fit_command(row: str, epochs: int, out: Path, device: str) -> list[str]:
     """The ``ppl-models fit`` command of ``row``."""
     model, *args = ROWS[row][1]
+    # The categorical VAE's code is its own (N latents of K classes).
     network = NETWORK if model == "vae" else ["--hidden-dim", "400"]
     return ["ppl-models", "fit", model, *args, *COMMON, *network,
             "--epochs", str(epochs), "--device", device, "--out", str(out),
