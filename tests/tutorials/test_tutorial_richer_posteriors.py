@@ -17,8 +17,15 @@ import pytest
 from tests.conftest import mnist_root
 from tests.tutorials.runner import assert_figures, run_tutorial
 
-FIGURES = ("gradient_snr.png", "bounds.png", "test_elbo.png")
-VARIANTS = ("normal", "iwae", "iaf")
+FIGURES = (
+    "gradient_snr.png",
+    "bounds.png",
+    "test_elbo.png",
+    "relaxation.png",
+    "catvae.png",
+)
+VARIANTS = ("normal", "iwae", "iaf", "catvae")
+TEMPERATURES = ("5", "1", "0_5", "0_1")  # as the RESULT names write them
 SNR_KS = (1, 5, 50)
 
 
@@ -88,3 +95,45 @@ def test_the_flows_density_by_hand_is_pyros(results):
 
 def test_iwae_training_gives_a_better_iwae_bound(mnist_results):
     assert mnist_results["iwae_iwae"] > mnist_results["normal_iwae"]
+
+
+def test_iwae_training_widens_the_gap_between_the_bounds(mnist_results):
+    assert mnist_results["iwae_gap"] > mnist_results["normal_gap"]
+
+
+def test_the_snr_changes_more_slowly_than_the_asymptotic_rates(results):
+    # "more slowly than the asymptotic rates (the lines)": sqrt(K) and 1/sqrt(K)
+    k = SNR_KS[-1]
+    decoder = results[f"snr_decoder_k{k}"] / results["snr_decoder_k1"]
+    encoder = results[f"snr_encoder_k{k}"] / results["snr_encoder_k1"]
+    assert 1 < decoder < math.sqrt(k)
+    assert 1 / math.sqrt(k) < encoder < 1
+
+
+def test_relaxed_draws_become_one_hot_as_the_temperature_falls(results):
+    largest = [results[f"relaxed_mean_largest_tau_{t}"] for t in TEMPERATURES]
+    assert largest == sorted(largest), largest
+    assert largest[0] < 0.5 < 0.9 < largest[-1]
+
+
+@pytest.mark.parametrize("tau", TEMPERATURES)
+def test_the_argmax_of_a_relaxed_draw_is_a_categorical_draw(results, tau):
+    # Shares of 4000 draws: a standard error of at most 0.008 for each class.
+    assert results[f"relaxed_argmax_share_error_tau_{tau}"] < 0.04
+
+
+def test_the_temperature_is_annealed_to_its_floor(results):
+    # The last step's temperature, one step short of the floor 0.5.
+    assert 0.5 <= results["catvae_final_temperature"] < 0.51
+
+
+def test_the_discrete_code_costs_at_most_n_log_k_nats(results):
+    assert 0 <= results["catvae_discrete_rate"] <= results["catvae_max_rate"]
+
+
+def test_the_categorical_vaes_bounds_are_below_the_gaussian_vaes(mnist_results):
+    for variant in ("normal", "iwae", "iaf"):
+        for bound in ("elbo", "iwae"):
+            assert (
+                mnist_results[f"catvae_{bound}"] < mnist_results[f"{variant}_{bound}"]
+            )
