@@ -255,7 +255,7 @@ def test_out_of_memory_building_a_network_is_one_line(tmp_path, monkeypatch):
             "memory: you tried to allocate 4000000000 bytes."
         )
 
-    monkeypatch.setattr(vae_fit, "VAE", too_large)
+    monkeypatch.setattr(vae_fit.VAEFit, "network_class", too_large)
     status, err = run(*DIGITS, "--epochs", "1", "--out", tmp_path / "o")
     assert status == 1 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("ppl-models: out of memory: [enforce fail")

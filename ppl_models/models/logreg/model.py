@@ -11,13 +11,16 @@ regression.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
+from pyro.distributions import constraints
 from pyro.infer import ELBO
 from pyro.infer.autoguide import AutoDelta, AutoMultivariateNormal, AutoNormal
-from pyro.nn import PyroModule
+from pyro.nn import PyroModule, PyroParam
 
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.inference.params import LocalParams
@@ -77,6 +80,13 @@ class MeanField(LocalParams, AutoNormal):
 class FullRank(LocalParams, AutoMultivariateNormal):
     """Pyro's ``AutoMultivariateNormal``, its location and Cholesky factor kept in
     the module."""
+
+    def _setup_prototype(self, *args: Any, **kwargs: Any) -> None:
+        super()._setup_prototype(*args, **kwargs)
+        # Pyro makes loc a bare nn.Parameter, whose param message in module-local
+        # mode lacks the unconstrained() that a user's SVI with pyro.optim reads;
+        # a PyroParam on the real line is the same value with it.
+        self.loc = PyroParam(self.loc.detach(), constraints.real)
 
 
 def make_guide(model: LogReg, inference: str) -> torch.nn.Module:
