@@ -134,12 +134,12 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
     """The results as Markdown, with the budget, hardware and date above them."""
     today = datetime.date.today().isoformat()
     lines = [
-        f"Dynamically binarized MNIST, {args.epochs} epoch(s) of the 60,000 training "
-        "images (or as a row says); IWAE bound with K = {args.iwae_samples} on the first "
-        f"{records[0]['iwae_images']} test images (± its standard error over the "
-        f"images); test ELBO on all 10,000. {hardware(args.device)}, torch "
-        f"{torch.__version__}, {today}. Published: Burda et al. (2016), Table 1, "
-        "k = 5000, after 3280 epochs.",
+        f"Dynamically binarized MNIST, {args.epochs} epoch(s) of the 60,000 "
+        "training images (or as a row says); IWAE bound with K = "
+        f"{args.iwae_samples} on the first {records[0]['iwae_images']} test "
+        "images (± its standard error over the images); test ELBO on all 10,000. "
+        f"{hardware(args.device)}, torch {torch.__version__}, {today}. Published: "
+        "Burda et al. (2016), Table 1, k = 5000, after 3280 epochs.",
         "",
         "| model | epochs | fit (s) | test ELBO | IWAE bound | NLL estimate "
         "| published NLL |",
