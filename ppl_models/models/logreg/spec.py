@@ -64,7 +64,9 @@ class LogRegConfig(FullBatchConfig):
     without_nuts: bool = setting(
         False, "leave out the NUTS reference a VI fit is held against (vs_nuts)"
     )
-    nuts_samples: int = setting(500, "NUTS draws kept")
+    nuts_samples: int = setting(
+        1000, "NUTS draws kept (their sds are the yardstick of the VI fits)"
+    )
     nuts_warmup: int = setting(500, "NUTS warm-up steps")
     num_classes: int | None = setting(
         None, "K: taken from the labels; a run records it", low=2
