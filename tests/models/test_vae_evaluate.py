@@ -173,10 +173,18 @@ def test_iwae_se_is_the_standard_error_of_the_per_image_bounds(
     parts.samples_per_image = torch.zeros(1100)
     monkeypatch.setattr(evaluate, "log_weight_parts", parts)
     x = _indexed_images(1100)  # three blocks
-    bounds = evaluate_bounds(small_vae(), x, 3, max_elements=max_elements)
+    bounds = evaluate_bounds(
+        small_vae(), x, 3, max_elements=max_elements, per_image=True
+    )
     per_image = -x.double().sum(-1)
+    torch.testing.assert_close(bounds["iwae_per_image"], per_image.float())
     expected = float(per_image.std() / per_image.numel() ** 0.5)
     assert bounds["iwae_se"] == pytest.approx(expected, rel=1e-4)
     assert bounds["iwae"] == pytest.approx(float(per_image.mean()), rel=1e-5)
     one = evaluate_bounds(small_vae(), x[:1], 3)
     assert one["iwae_se"] != one["iwae_se"]  # NaN: no spread from one image
+
+
+def test_per_image_bounds_are_for_one_process():
+    with pytest.raises(UsageError, match="per_image bounds are for one process"):
+        evaluate_bounds(small_vae(), torch.zeros(2, P), per_image=True, shard=True)

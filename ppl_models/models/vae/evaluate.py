@@ -23,7 +23,7 @@ import torch
 from pyro import poutine
 
 from ppl_models import distributed
-from ppl_models.errors import ResourceError
+from ppl_models.errors import ResourceError, UsageError
 from ppl_models.inference.memory import is_out_of_memory
 from ppl_models.inference.params import local_params
 from ppl_models.models.vae.model import VAE, VAEConfig
@@ -133,6 +133,7 @@ def evaluate_bounds(
     *,
     max_elements: int = MAX_ELEMENTS,
     shard: bool = False,
+    per_image: bool = False,
 ) -> dict[str, float]:
     """Mean ELBO and importance-weighted bound per image, in nats, and the ELBO's
     two parts from the same draws: ``distortion`` = -E_q log p(x | z) and ``rate`` =
@@ -152,9 +153,13 @@ def evaluate_bounds(
     :returns: ``{"elbo", "iwae", "distortion", "rate", "iwae_se"}``: with K = 1
         the ELBO and the IWAE bound coincide; ``iwae_se`` is the standard error of
         the mean IWAE bound over the images (their spread over sqrt(M); NaN for
-        one image).
+        one image). With ``per_image``, also ``iwae_per_image``: each image's
+        bound, (M,) on the CPU, for comparisons paired image by image (one
+        process only).
     """
     check_positive_int("num_samples", num_samples)
+    if per_image and shard:
+        raise UsageError("per_image bounds are for one process: leave out shard")
     config = getattr(vae, "config", None)
     # A stand-in without a config (in tests) is counted by its decoder's outputs.
     cost = pass_elements(config) if config is not None else (images.shape[-1], 0)
@@ -163,11 +168,14 @@ def evaluate_bounds(
     devices = [images.device] if images.device.type == "cuda" else []
     sums = images.new_zeros(len(SUMS))
     budget = max_elements
+    each: list[torch.Tensor] | None = [] if per_image else None
     for index in range(world.rank, -(-images.shape[0] // BLOCK), world.size):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(derived_seed(base, f"block {index}"))
             block = images[index * BLOCK : (index + 1) * BLOCK]
-            block_sums, budget = _block_sums(vae, block, num_samples, cost, budget)
+            block_sums, budget = _block_sums(
+                vae, block, num_samples, cost, budget, each
+            )
         sums += block_sums
     if world.size > 1:
         distributed.sum_across(sums)
@@ -176,7 +184,9 @@ def evaluate_bounds(
     means = {k: total / count for k, total in zip(SUMS, sums.tolist(), strict=True)}
     spread = max(means.pop("iwae_squared") - means["iwae"] ** 2, 0.0)
     se = math.sqrt(spread / (count - 1)) if count > 1 else math.nan
-    return {**means, "iwae_se": se}
+    if each is None:
+        return {**means, "iwae_se": se}
+    return {**means, "iwae_se": se, "iwae_per_image": torch.cat(each).cpu()}
 
 
 def _block_sums(
@@ -185,9 +195,11 @@ def _block_sums(
     num_samples: int,
     cost: tuple[int, int],
     budget: int,
+    each: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """The :data:`SUMS` over ``images`` (B, P), in passes within ``budget`` numbers
-    (halved on out-of-memory); the sums and the budget that fitted."""
+    (halved on out-of-memory); the sums and the budget that fitted. Each image's
+    IWAE bound is appended to ``each`` where it is given."""
     per_draw, per_image = cost
     sums = images.new_zeros(len(SUMS))
     start = 0
@@ -211,6 +223,8 @@ def _block_sums(
                 torch.cuda.empty_cache()
             continue
         sums += torch.stack([batch_sums[k] for k in SUMS])
+        if each is not None:
+            each.append(batch_sums["iwae_each"])
         start += batch.shape[0]
     return sums, budget
 
@@ -241,6 +255,7 @@ def _batch_sums(
         "elbo": per_image["log_w"].sum(0).sum() / num_samples,
         "iwae": iwae.sum(),
         "iwae_squared": iwae.square().sum(),
+        "iwae_each": iwae,
         "distortion": -per_image["log_lik"].sum(0).sum() / num_samples,
         "rate": per_image["rate"].sum(0).sum() / num_samples,
     }

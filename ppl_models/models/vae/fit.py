@@ -167,12 +167,13 @@ class VAEFit:
         *,
         seed: int = 0,
         max_elements: int = MAX_ELEMENTS,
+        per_image: bool = False,
     ) -> dict[str, float]:
         """ELBO and importance-weighted bound (nats per image) on the first
         ``num_images`` test images (all by default; at most all), with
-        ``iwae_samples`` samples;
-        the draws come from a seed derived from ``seed``, on forked generators, so
-        the caller's random state is as it was.
+        ``iwae_samples`` samples (see :func:`evaluate_bounds`, also for
+        ``per_image``); the draws come from a seed derived from ``seed``, on
+        forked generators, so the caller's random state is as it was.
         """
         available = self.data.test.shape[0]
         if num_images is not None:
@@ -186,8 +187,9 @@ class VAEFit:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(derived_seed(seed, "evaluation"))
             return evaluate_bounds(
-                self.vae, images, iwae_samples, max_elements=max_elements
-            )
+                self.vae, images, iwae_samples, max_elements=max_elements,
+                per_image=per_image,
+            )  # fmt: skip
 
 
 def fit_vae(
