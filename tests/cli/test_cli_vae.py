@@ -140,7 +140,7 @@ BAD = [
     (["--resume"], "holds no checkpoint"),
     (["--guide", "flow"], "invalid choice: 'flow'"),
     (["--guide", "iaf", "--flows", "0"], "flows must be a positive integer, got 0"),
-    (["--elbo", "iwae", "--num-particles", "0"], "num_particles must be a positive integer"),
+    (["--elbo", "iwae", "--num-particles", "0"], "num_particles must be a positive"),
 ]
 
 
