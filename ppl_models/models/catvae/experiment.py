@@ -116,14 +116,14 @@ class CatVAESpec(VAESpec):
     @classmethod
     def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
         x = torch.rand(5, 64, device=device).round()
-        for straight in (False, True):
+        for straight, elbo in ((False, "trace"), (True, "trace"), (False, "iwae")):
             config = CatVAEConfig((8, 8), 3, 4, hidden_dims=(16,),
                                   straight_through=straight)  # fmt: skip
             vae = CatVAE(config).to(device)
             yield SmokeCase(
-                f"catvae-{'straight-through' if straight else 'relaxed'}",
+                f"catvae-{'straight-through' if straight else 'relaxed'}-{elbo}",
                 "amortized", vae.model, vae.guide,
-                lambda: CatVAEFit.make_elbo("trace", None, 2),
+                lambda elbo=elbo: CatVAEFit.make_elbo(elbo, None, 2),
                 fit_args=(x,), predict_args=(None, 5), guide_predict_args=(x,),
                 latent_sites=("z",),
             )  # fmt: skip
