@@ -15,7 +15,7 @@ from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.checkpoint import check_entries, load_checkpoint, load_state
 from ppl_models.io.run_dir import CHECKPOINT
 from ppl_models.models.vae.config import VAERunConfig
-from ppl_models.models.vae.fit import VAEFit
+from ppl_models.models.vae.fitted import VAEFit
 from ppl_models.models.vae.history import History
 from ppl_models.models.vae.model import VAE, VAEConfig
 from ppl_models.models.vae.state import RESUME_KEYS, restore
