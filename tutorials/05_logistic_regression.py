@@ -45,9 +45,15 @@ from pathlib import Path
 
 import torch
 
+from ppl_models.criticism.classification import held_out_checks, predictive_log_probs
+from ppl_models.fullbatch.nuts import against_nuts
 from ppl_models.models.logreg import LogReg, LogRegConfig, LogRegSpec
-from ppl_models.models.logreg import criticize as crit
-from ppl_models.plots import new_figure, save_figure
+from ppl_models.plots import (
+    new_figure,
+    plot_against_nuts,
+    plot_reliability,
+    save_figure,
+)
 
 QUICK = os.environ.get("PPL_MODELS_TUTORIAL_QUICK") == "1"
 HERE = Path.cwd().parent if Path.cwd().name == "tutorials" else Path.cwd()
@@ -103,7 +109,7 @@ base = replace(base, nuts_samples=NUTS_SAMPLES, nuts_warmup=NUTS_WARMUP)
 # Its SVI steps only find NUTS a start: a few hundred are plenty.
 nuts_config = replace(base, inference="nuts", steps=min(STEPS, 500), lr=0.05)
 nuts_fit = LogRegSpec.fit(nuts_config, "cpu", progress=False)
-nuts, diagnostics = crit.nuts_draws(nuts_fit)
+nuts, diagnostics = LogRegSpec.nuts(nuts_fit)
 x, y = nuts_fit.data
 print(f"train {tuple(x.shape)}, held out {tuple(nuts_fit.extras['x_test'].shape)}")
 print({k: round(v, 3) for k, v in diagnostics.items()})
@@ -113,8 +119,8 @@ report("num_train", x.shape[0])
 # %% [markdown]
 # ## 3. MAP, mean-field and full-rank VI against NUTS
 #
-# Each fit is `LogRegSpec.fit(config)`; `crit.guide_draws` draws its coefficients
-# from the fitted guide and `crit.against_nuts` compares them with NUTS's, one
+# Each fit is `LogRegSpec.fit(config)`; `LogRegSpec.guide_draws` draws its
+# coefficients from the fitted guide and `against_nuts` compares them with NUTS's, one
 # coefficient at a time. MAP is a point: it has no sd to compare, only a mean.
 
 # %%
@@ -123,11 +129,10 @@ for method in ("map", "meanfield", "fullrank"):
     fits[method] = LogRegSpec.fit(
         replace(base, inference=method), "cpu", progress=False
     )
-    draws[method] = crit.guide_draws(fits[method], 2000)
-    versus[method], fig = crit.against_nuts(draws[method], nuts, point=method == "map")
-    save_figure(
-        crit.titled(fig, f"{method} against NUTS"), OUT / f"vs_nuts_{method}.png"
-    )
+    draws[method] = LogRegSpec.guide_draws(fits[method], 2000)
+    versus[method], diff, ratio = against_nuts(draws[method], nuts, method == "map")
+    fig = plot_against_nuts(diff, ratio, title=f"{method} against NUTS")
+    save_figure(fig, OUT / f"vs_nuts_{method}.png")
     shown = {k: round(v, 3) for k, v in versus[method].items() if isinstance(v, float)}
     print(method, shown)
     report(
@@ -205,8 +210,11 @@ report(
 x_test, y_test = nuts_fit.extras["x_test"], nuts_fit.extras["y_test"]
 fig, axes = new_figure(4, size=3.6)
 for ax, (method, d) in zip(axes, draws.items(), strict=True):
-    log_p = crit.predictive_log_probs(nuts_fit.model, x_test, d)
-    numbers, one = crit.heldout(log_p, y_test)
+    log_p = predictive_log_probs(
+        lambda c: torch.log_softmax(nuts_fit.model.logits(x_test, c["w"], c["b"]), -1),
+        d,
+    )
+    numbers, bins = held_out_checks(log_p, y_test)
     print(method, {k: round(v, 3) for k, v in numbers.items()})
     for key, value in numbers.items():
         report(f"{method}_{key}", value)
@@ -215,9 +223,8 @@ for ax, (method, d) in zip(axes, draws.items(), strict=True):
     ax.scatter(confidence, (guess == y_test).float(), alpha=0.3, s=12)
     ax.set(title=method, xlabel="confidence", ylabel="right (1) or wrong (0)")
     if method == "fullrank":
-        save_figure(
-            crit.titled(one, "full-rank: held-out reliability"), OUT / "calibration.png"
-        )
+        one = plot_reliability(bins, title="full-rank: held-out reliability")
+        save_figure(one, OUT / "calibration.png")
 save_figure(fig, OUT / "heldout_points.png")
 report("seconds", time.perf_counter() - START)
 fig

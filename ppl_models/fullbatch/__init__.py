@@ -5,6 +5,14 @@
 
 from ppl_models.fullbatch.config import FullBatchConfig
 from ppl_models.fullbatch.fit import FullBatchFit, WithExtras
+from ppl_models.fullbatch.nuts import NutsReferenceConfig, NutsReferenceSpec
 from ppl_models.fullbatch.spec import FullBatchSpec
 
-__all__ = ["FullBatchConfig", "FullBatchFit", "FullBatchSpec", "WithExtras"]
+__all__ = [
+    "FullBatchConfig",
+    "FullBatchFit",
+    "FullBatchSpec",
+    "NutsReferenceConfig",
+    "NutsReferenceSpec",
+    "WithExtras",
+]

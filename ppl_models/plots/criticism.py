@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import torch
 from matplotlib.figure import Figure
 
+from ppl_models.criticism.classification import Reliability
 from ppl_models.criticism.ppc import CheckResult
 from ppl_models.plots.figures import new_figure
 
@@ -102,4 +103,42 @@ def plot_against_draws(
         ax.set(xlabel=names[p], yticks=[])
     axes[0].legend(fontsize="small")
     fig.suptitle(title)
+    return fig
+
+
+def plot_reliability(reliability: Reliability, *, title: str = "") -> Figure:
+    """A reliability diagram: each non-empty bin's accuracy against its mean
+    confidence, annotated with its count, beside the diagonal of calibration."""
+    fig, (ax,) = new_figure(size=4.5)
+    full = reliability.count > 0
+    conf, acc = reliability.confidence[full], reliability.accuracy[full]
+    ax.plot([0, 1], [0, 1], "k:", label="calibrated")
+    ax.plot(conf, acc, "o-", label="held-out points")
+    counts = reliability.count[full].tolist()
+    for c, a, n in zip(conf.tolist(), acc.tolist(), counts, strict=True):
+        ax.annotate(str(n), (c, a), textcoords="offset points", xytext=(4, -10))
+    ax.set(xlabel="confidence (top predictive probability)", ylabel="accuracy")
+    ax.legend(loc="upper left")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_against_nuts(
+    diff: torch.Tensor, ratio: torch.Tensor | None, *, title: str = ""
+) -> Figure:
+    """An approximation against NUTS, coefficient by coefficient: its mean off
+    NUTS's in NUTS sds, ``diff`` (P,), and its sd over NUTS's, ``ratio`` (P,; None
+    for a point estimate), with 0.8 and 1.25 dotted."""
+    fig, axes = new_figure(1 if ratio is None else 2, size=4.5)
+    axes[0].plot(diff, "o")
+    axes[0].axhline(0, color="k", linestyle=":")
+    axes[0].set(xlabel="coefficient", ylabel="(mean - NUTS mean) / NUTS sd")
+    if ratio is not None:
+        axes[1].semilogy(ratio, "o")
+        for level in (0.8, 1.0, 1.25):
+            axes[1].axhline(level, color="k", linestyle=":" if level != 1 else "-")
+        axes[1].set(xlabel="coefficient", ylabel="sd / NUTS sd")
+    if title:
+        fig.suptitle(title)
     return fig

@@ -17,10 +17,14 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO
 
 from ppl_models.cli import main
+from ppl_models.criticism.classification import (
+    held_out_checks,
+    predictive_log_probs,
+)
+from ppl_models.data import labelled
 from ppl_models.errors import DataError, UsageError
+from ppl_models.fullbatch.nuts import against_nuts
 from ppl_models.models.logreg import LogReg, LogRegConfig, LogRegSpec, make_guide
-from ppl_models.models.logreg import criticize as crit
-from ppl_models.models.logreg import data as labelled
 
 
 @pytest.fixture(scope="module")
@@ -156,18 +160,35 @@ def test_a_minibatch_vi_fit_is_held_against_nuts(tiny_fits):
     json.dumps(numbers, allow_nan=False)
 
 
+def test_the_posterior_predictive_averages_probabilities_over_draws_in_chunks():
+    draws = {"w": torch.randn(250, 3, 4), "b": torch.randn(250, 4)}
+    x = torch.randn(6, 3)
+    model = LogReg(4, 1.0)
+
+    def log_probs(d):
+        return torch.log_softmax(model.logits(x, d["w"], d["b"]), -1)
+
+    expected = log_probs(draws).exp().mean(0).log()
+    for chunk in (7, 100, 250):
+        got = predictive_log_probs(log_probs, draws, chunk=chunk)
+        torch.testing.assert_close(got, expected)
+
+
 def test_held_out_numbers_and_a_point_against_draws():
     log_p = torch.log(torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]]))
-    numbers, _ = crit.heldout(log_p, torch.tensor([0, 1, 1, 0]))
+    numbers, bins = held_out_checks(log_p, torch.tensor([0, 1, 1, 0]))
     assert numbers["heldout_accuracy"] == 0.75
     expected = torch.log(torch.tensor([0.9, 0.8, 0.4, 0.7])).mean()
     assert numbers["heldout_log_density"] == pytest.approx(float(expected))
     # one point a bin: |0.9 - 1| + |0.8 - 1| + |0.6 - 0| + |0.7 - 1|, over 4
     assert numbers["heldout_calibration_error"] == pytest.approx(1.2 / 4)
+    assert bins.count.tolist() == [0] * 6 + [1] * 4
+    torch.testing.assert_close(bins.accuracy[6:], torch.tensor([0.0, 1.0, 1.0, 1.0]))
+    torch.testing.assert_close(bins.confidence[6:], torch.tensor([0.6, 0.7, 0.8, 0.9]))
     nuts = {"w": torch.randn(400, 2, 1) * 2 + 1, "b": torch.randn(400, 1)}
     point = {"w": torch.ones(1, 2, 1), "b": torch.full((1, 1), 0.5)}
-    vs, _ = crit.against_nuts(point, nuts, point=True)
-    assert "median_sd_ratio" not in vs and "sd_ratio_note" in vs
+    vs, _, ratio = against_nuts(point, nuts, point=True)
+    assert "median_sd_ratio" not in vs and "sd_ratio_note" in vs and ratio is None
     flat = torch.cat([nuts["w"].flatten(1), nuts["b"]], 1)
     expected = (torch.tensor([1.0, 1.0, 0.5]) - flat.mean(0)) / flat.std(0)
     torch.testing.assert_close(torch.tensor(vs["mean_diff_in_sds"]), expected)

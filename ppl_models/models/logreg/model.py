@@ -11,17 +11,18 @@ regression.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from pyro.distributions import constraints
 from pyro.infer import ELBO
-from pyro.infer.autoguide import AutoDelta, AutoMultivariateNormal, AutoNormal
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroModule
 
+from ppl_models.inference.autoguides import (
+    LocalAutoDelta,
+    LocalAutoMultivariateNormal,
+    LocalAutoNormal,
+)
 from ppl_models.inference.elbo import DeviceTrace_ELBO, DeviceTraceMeanField_ELBO
 from ppl_models.inference.params import LocalParams
 
@@ -69,33 +70,13 @@ class LogReg(LocalParams, PyroModule):
         return F.pad(logits, (1, 0)) if self.num_classes == 2 else logits
 
 
-class Delta(LocalParams, AutoDelta):
-    """Pyro's ``AutoDelta``, its point masses kept in the module."""
-
-
-class MeanField(LocalParams, AutoNormal):
-    """Pyro's ``AutoNormal``, its locations and scales kept in the module."""
-
-
-class FullRank(LocalParams, AutoMultivariateNormal):
-    """Pyro's ``AutoMultivariateNormal``, its location and Cholesky factor kept in
-    the module."""
-
-    def _setup_prototype(self, *args: Any, **kwargs: Any) -> None:
-        super()._setup_prototype(*args, **kwargs)
-        # Pyro makes loc a bare nn.Parameter, whose param message in module-local
-        # mode lacks the unconstrained() that a user's SVI with pyro.optim reads;
-        # a PyroParam on the real line is the same value with it.
-        self.loc = PyroParam(self.loc.detach(), constraints.real)
-
-
 def make_guide(model: LogReg, inference: str) -> torch.nn.Module:
     """The guide of an inference method (``nuts``: the MAP point it starts from)."""
     if inference == "meanfield":
-        return MeanField(model, init_scale=0.1)
+        return LocalAutoNormal(model, init_scale=0.1)
     if inference == "fullrank":
-        return FullRank(model, init_scale=0.1)
-    return Delta(model)
+        return LocalAutoMultivariateNormal(model, init_scale=0.1)
+    return LocalAutoDelta(model)
 
 
 def make_elbo(inference: str) -> ELBO:

@@ -19,11 +19,12 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
 from pyro.infer import ELBO
-from pyro.infer.autoguide import AutoDelta, AutoGuide, AutoNormal
+from pyro.infer.autoguide import AutoGuide
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import transform_to as constraints_to
 
 from ppl_models.errors import DataError, UsageError
+from ppl_models.inference.autoguides import LocalAutoDelta, LocalAutoNormal
 from ppl_models.inference.elbo import make_elbo as device_elbo
 from ppl_models.inference.params import LocalParams
 from ppl_models.validation import check_positive_float, check_positive_int
@@ -182,14 +183,6 @@ class PPCA(LocalParams, PyroModule):
         return x.shape[1]
 
 
-class PPCADelta(LocalParams, AutoDelta):
-    """Pyro's ``AutoDelta``, its point masses kept in the module."""
-
-
-class PPCANormal(LocalParams, AutoNormal):
-    """Pyro's ``AutoNormal``, its locations and scales kept in the module."""
-
-
 def make_guide(model: PPCA, inference: str) -> AutoGuide:
     """A guide for the model's latents: point masses (``"map"``; ``"collapsed"``,
     whose model has no ``z``) or mean-field Normals (``"meanfield"``).
@@ -205,9 +198,9 @@ def make_guide(model: PPCA, inference: str) -> AutoGuide:
             raise UsageError(
                 f"inference {inference!r} needs collapsed={not model.collapsed}"
             )
-        return PPCADelta(model, create_plates=model.plates)
+        return LocalAutoDelta(model, create_plates=model.plates)
     if inference == "meanfield":
-        return PPCANormal(model, init_scale=0.1, create_plates=model.plates)
+        return LocalAutoNormal(model, init_scale=0.1, create_plates=model.plates)
     raise UsageError(
         f"unknown inference {inference!r} for ppca: expected "
         + ", ".join(INFERENCE_METHODS)

@@ -1,15 +1,21 @@
-"""Labelled data for logistic regression: scikit-learn's bundled sets or a user's
-file, checked, split into train and held-out points and standardized."""
+"""Labelled points for a classifier: scikit-learn's bundled sets or a user's file,
+checked, split into train and held-out points and standardized; and the settings
+that choose them (:class:`LabelledDataSettings`, a config mixin)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from ppl_models.data.arrays import load_array_file
 from ppl_models.errors import DataError, UsageError
+from ppl_models.settings import setting
 from ppl_models.validation import as_data_matrix
+
+S = TypeVar("S", bound="LabelledDataSettings")
 
 #: the bundled data sets (none needs a download): name -> number of classes
 DATASETS = {"breast_cancer": 2, "wine": 3, "digits": 10}
@@ -88,10 +94,47 @@ def split(
     return standard[train], y[train], standard[test], y[test], mean, sd
 
 
-def num_classes(
-    dataset: str | None, path: Path | None, label_column: int | None
-) -> int:
-    """K, the number of classes of the data (loaded only for a user's file)."""
-    if path is None:
-        return DATASETS[dataset]
-    return int(load(dataset, path, label_column)[1].max()) + 1
+@dataclass
+class LabelledDataSettings:
+    """A classifier's data settings, to mix into its config:
+    ``class MyConfig(FullBatchConfig, LabelledDataSettings)``."""
+
+    dataset: str | None = setting(
+        "breast_cancer",
+        "scikit-learn's bundled data (no download): breast_cancer (2 classes), wine "
+        "(3) or digits (10); ignored with --data",
+        choices=tuple(DATASETS),
+    )
+    data: Path | None = setting(
+        None,
+        "a .npy or .csv file, one row per point, features and an integer label 0..K-1",
+    )
+    label_column: int | None = setting(
+        None, "the file's label column, from 0 (default: the last)", low=0
+    )
+    test_fraction: float = setting(0.2, "the share of points held out (a seeded draw)")
+    num_classes: int | None = setting(
+        None, "K: taken from the labels; a run records it", low=2
+    )
+
+    def with_classes(self: S) -> S:
+        """The settings a run records: K from the labels (loaded only for a user's
+        file), no dataset name beside a file.
+
+        :raises UsageError: if ``num_classes`` was given and the labels have
+            another K.
+        """
+        if self.data is None:
+            k = DATASETS[self.dataset]
+        else:
+            k = int(load(None, self.data, self.label_column)[1].max()) + 1
+        if self.num_classes not in (None, k):
+            raise UsageError(f"num_classes={self.num_classes}, but the labels have {k}")
+        dataset = None if self.data else self.dataset
+        return replace(self, num_classes=k, dataset=dataset)
+
+    def split_points(self) -> tuple[torch.Tensor, ...]:
+        """:func:`load` then :func:`split`: ``x_train, y_train, x_test, y_test, mean,
+        sd``, x (N, D) float32 and y (N,) int64."""
+        x, y = load(self.dataset, self.data, self.label_column)
+        return split(x, y, self.test_fraction)
