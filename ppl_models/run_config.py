@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.run_dir import CONFIG, read_config, write_config
-from ppl_models.settings import Setting, settings_of
+from ppl_models.settings import Setting, dropped_of, settings_of
 
 C = TypeVar("C")
 
@@ -53,12 +53,20 @@ def config_from_dict(cls: type[C], values: Mapping[str, Any], source: Any) -> C:
     A missing resumable setting takes its default: runs written before such a
     setting was recorded lack it, and a resumed run takes it anew anyway. So does
     a setting that is not recorded. A missing setting declared with ``before``
-    takes that value: what runs before it did.
+    takes that value: what runs before it did. A setting that ``cls`` drops
+    (:func:`~ppl_models.settings.dropped_of`) is passed over at its default, as
+    runs written before it was dropped hold it; at another value it is unknown.
 
     :param source: where the values come from, for the messages.
     :raises CheckpointError: naming unknown or missing settings, or a value of the
         wrong type.
     """
+    dropped = dropped_of(cls)
+    values = {
+        k: v
+        for k, v in values.items()
+        if not (k in dropped and v == _to_json(dropped[k]))
+    }
     settings = {s.name: s for s in settings_of(cls) if s.recorded}
     unknown = [key for key in values if key not in settings]
     if unknown:

@@ -4,7 +4,8 @@ Each field comes from :func:`setting`, which keeps the help text, the choices an
 how a resumed run treats it in the field's metadata. From that one declaration the
 command line makes its option (name, type, default, help), ``config.json`` holds the
 field under its name (:mod:`ppl_models.run_config`), and two configs are compared
-field by field (:func:`differing_fields`).
+field by field (:func:`differing_fields`). A subclass may drop settings it inherits
+but has no use for (:func:`dropped_of`).
 
 >>> from dataclasses import dataclass
 >>> @dataclass
@@ -160,14 +161,17 @@ class Setting:
 
 
 def settings_of(cls: type) -> list[Setting]:
-    """The settings of the dataclass ``cls``, in field order.
+    """The settings of the dataclass ``cls``, in field order, less those it drops.
 
     :raises TypeError: for a field not declared by :func:`setting`, or of a type a
         setting cannot have.
     """
     hints = typing.get_type_hints(cls)
+    dropped = dropped_of(cls)
     found = []
     for field in dataclasses.fields(cls):
+        if field.name in dropped:
+            continue
         if _KEY not in field.metadata:
             raise TypeError(f"{cls.__name__}.{field.name} is not declared by setting()")
         about = dict(field.metadata[_KEY])
@@ -179,6 +183,26 @@ def settings_of(cls: type) -> list[Setting]:
     return found
 
 
+def dropped_of(cls: type) -> dict[str, Any]:
+    """The settings that the config class ``cls`` inherits but drops, by name, with
+    their defaults: those its ``dropped_settings`` class attribute names.
+
+    A model whose config extends another's may have no use for some of its settings
+    (the other's network options). A dropped setting keeps its field and default,
+    which the code it shares reads, but :func:`settings_of` leaves it out: it has no
+    option, ``config.json`` does not hold it (an older run's, at the default, is
+    read as before) and :func:`check_settings` refuses another value.
+
+    :raises TypeError: for a name that is no field of ``cls``.
+    """
+    defaults = {field.name: field.default for field in dataclasses.fields(cls)}
+    names = getattr(cls, "dropped_settings", ())
+    unknown = [name for name in names if name not in defaults]
+    if unknown:
+        raise TypeError(f"{cls.__name__} drops no setting {', '.join(unknown)}")
+    return {name: defaults[name] for name in names}
+
+
 def check_settings(config: Any, skip: Sequence[str] = ()) -> None:
     """Check every setting of the dataclass ``config`` against its declaration
     (type, choices, range): a config's ``__post_init__`` calls it, so a config from
@@ -186,8 +210,14 @@ def check_settings(config: Any, skip: Sequence[str] = ()) -> None:
 
     :param skip: settings not to check (one whose values a fit from Python may
         extend, such as the name of a user's own data).
-    :raises UsageError: naming the first setting that is out of bounds.
+    :raises UsageError: naming the first setting that is out of bounds, or one
+        that ``config``'s class drops (:func:`dropped_of`) set to another value.
     """
+    for name, default in dropped_of(type(config)).items():
+        if getattr(config, name) != default:
+            raise UsageError(
+                f"{name} is not a setting of {type(config).__name__}: leave it out"
+            )
     for s in settings_of(type(config)):
         if s.name not in skip and getattr(config, s.name) is not MISSING:
             s.check(getattr(config, s.name))

@@ -1,9 +1,11 @@
 """Settings said once: what a field declared by ``setting`` tells, config.json's round
 trip through ``asdict``, the errors of a config.json that is not a config, the fields
-two configs differ in, and which settings a resumed run takes anew."""
+two configs differ in, which settings a resumed run takes anew, and the settings a
+subclass drops."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ppl_models.cli.options import add_options
 from ppl_models.errors import CheckpointError, UsageError
 from ppl_models.io.run_dir import write_config
 from ppl_models.run_config import (
@@ -21,8 +24,10 @@ from ppl_models.run_config import (
     write_run_config,
 )
 from ppl_models.settings import (
+    check_settings,
     common_values,
     differing_fields,
+    dropped_of,
     parse_seed,
     seed_setting,
     setting,
@@ -213,3 +218,46 @@ def test_a_seed_is_an_integer_in_range(text):
     assert str(error.value) == (
         f"seed must be an integer from 0 to 4294967295, got {text!r}"
     )
+
+
+@dataclass
+class Narrowed(Toy):
+    """Toy without its limit and its data file, which it has no use for."""
+
+    dropped_settings = ("limit", "data")
+
+
+def test_a_dropped_setting_has_no_option_and_config_json_lacks_it():
+    kept = [s.name for s in settings_of(Toy) if s.name not in ("limit", "data")]
+    assert [s.name for s in settings_of(Narrowed)] == kept
+    assert dropped_of(Narrowed) == {"limit": None, "data": None} and not dropped_of(Toy)
+    parser = argparse.ArgumentParser()
+    add_options(parser, Narrowed)
+    assert "--limit" not in parser.format_help() and "--steps" in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--limit", "3"])
+    values = config_to_dict(Narrowed(steps=3))
+    assert "limit" not in values and "data" not in values
+    assert config_from_dict(Narrowed, values, "config.json") == Narrowed(steps=3)
+
+
+def test_an_older_config_json_holding_a_dropped_setting_reads_back_at_its_default():
+    older = config_to_dict(Toy(steps=3))
+    assert config_from_dict(Narrowed, older, "config.json") == Narrowed(steps=3)
+    with pytest.raises(CheckpointError) as error:
+        config_from_dict(Narrowed, {**older, "limit": 3}, "config.json")
+    assert str(error.value) == "config.json holds unknown settings: limit"
+
+
+def test_a_dropped_setting_set_from_python_is_refused_by_name():
+    check_settings(Narrowed())
+    with pytest.raises(UsageError) as error:
+        check_settings(Narrowed(limit=3))
+    assert str(error.value) == "limit is not a setting of Narrowed: leave it out"
+
+    @dataclass
+    class Misspelt(Toy):
+        dropped_settings = ("limits",)
+
+    with pytest.raises(TypeError, match="Misspelt drops no setting limits$"):
+        settings_of(Misspelt)
