@@ -1,8 +1,8 @@
-"""The categorical VAE: its distributions and temperature schedule, its bounds held
-against the exact likelihood of a model small enough to enumerate, the picture of
-what each latent controls, and bad settings refused. The shared tests (device trap,
-ELBO equal to Pyro's, save/load, exact resume, command line) cover it as a
-registered model."""
+"""The categorical VAE: its temperature schedule, its bounds held against the exact
+likelihood of a model small enough to enumerate, the picture of what each latent
+controls, and bad settings refused. The shared tests (device trap, ELBO equal to
+Pyro's, save/load, exact resume, command line) cover it as a registered model, and
+tests/test_distributions.py its relaxed distributions."""
 
 from __future__ import annotations
 
@@ -18,11 +18,7 @@ from ppl_models.errors import UsageError
 from ppl_models.models.catvae import CatVAE, CatVAEConfig, CatVAEFit
 from ppl_models.models.catvae.config import CatVAERunConfig
 from ppl_models.models.catvae.experiment import latent_traversal
-from ppl_models.models.catvae.model import (
-    RelaxedOneHot,
-    StraightThrough,
-    temperature_at,
-)
+from ppl_models.models.catvae.model import temperature_at
 from ppl_models.models.vae import fit_vae
 from ppl_models.models.vae.evaluate import evaluate_bounds
 
@@ -63,19 +59,6 @@ def test_the_bounds_are_below_the_exact_likelihood_and_near_it(straight_through)
     if straight_through:
         assert relaxed["iwae"] <= exact + 0.02
         assert relaxed["iwae"] == pytest.approx(exact, abs=0.1)
-
-
-def test_relaxed_draws_have_finite_densities_at_low_temperatures():
-    # A confident q at tau = 0.1 underflows to exact zeros in Pyro's own draws.
-    logits = torch.tensor([0.0, -30.0, -60.0]).expand(100, 3).requires_grad_()
-    for relaxed in (RelaxedOneHot, StraightThrough):
-        q = relaxed(torch.tensor(0.1), logits=logits)
-        z = q.rsample()
-        q.log_prob(z).sum().backward()
-        assert torch.isfinite(q.log_prob(z)).all() and torch.isfinite(logits.grad).all()
-        assert q.support.check(getattr(z, "_unquantize", z)).all()
-    hard = StraightThrough(torch.tensor(0.5), logits=torch.randn(5, 4)).rsample()
-    assert set(hard.unique().tolist()) == {0.0, 1.0} and (hard.sum(-1) == 1).all()
 
 
 def test_the_temperature_anneals_by_step_or_epoch_to_its_floor():
@@ -124,10 +107,13 @@ def test_bad_settings_are_refused_by_name(settings, message):
 
 def test_the_vaes_own_settings_are_refused_on_the_command_line(capsys, tmp_path):
     out = tmp_path / "run"
+    main(["fit", "catvae", "--help"])
+    assert "--guide" not in capsys.readouterr().out  # dropped: no option
     for flag, value in [("--mixture-components", "3"), ("--base-depth", "8")]:
         status = main(["fit", "catvae", "--dataset", "digits", flag, value,
                        "--out", str(out)])  # fmt: skip
         assert status == 2 and not out.exists()
-        assert f"{flag} is not a setting of the categorical VAE" in (
-            capsys.readouterr().err
-        )
+        assert f"unrecognized arguments: {flag} {value}" in capsys.readouterr().err
+    # and from Python, by name
+    with pytest.raises(UsageError, match="flows is not a setting of CatVAERunConfig"):
+        CatVAERunConfig(flows=3)

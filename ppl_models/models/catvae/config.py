@@ -3,21 +3,22 @@ the networks' config that its checkpoint keeps; each setting is declared once.""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
+from typing import Any
 
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import ELBOS
-from ppl_models.models.vae.config import VAERunConfig
-from ppl_models.models.vae.model import VAEConfig
-from ppl_models.settings import common_values, setting, settings_of
+from ppl_models.models.vae.config import NetworkConfig, VAERunConfig
+from ppl_models.settings import common_values, setting
 
 
 @dataclass
 class CatVAERunConfig(VAERunConfig):
     """The VAE's data and training settings, with its network settings narrowed to
     the categorical VAE's and the relaxation's added."""
+
+    #: the VAE's network settings that a code of one-hot latents has no use for
+    dropped_settings = ("base_depth", "mixture_components", "guide", "flows")
 
     binarize: str = setting(
         "dynamic",
@@ -49,53 +50,39 @@ class CatVAERunConfig(VAERunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # The VAE's network settings that this model has no use for keep their
-        # defaults: one given would be ignored.
-        for s in settings_of(VAERunConfig):
-            unused = s.name in VAE_ONLY and getattr(self, s.name) != s.default
-            if unused:
-                raise UsageError(f"{s.flag} is not a setting of the categorical VAE")
-        CatVAEConfig(**self.network_settings())
+        CatVAEConfig(**self.network_settings())  # the settings checked together
 
-    def network_settings(self) -> dict:
+    def network_settings(self) -> dict[str, Any]:
+        """The :class:`CatVAEConfig` settings, as keywords (the image shape is the
+        data's)."""
         return common_values(self, CatVAEConfig)
 
 
 @dataclass(frozen=True)
-class CatVAEConfig:
-    """Everything that fixes a categorical VAE; checked against the settings above."""
+class CatVAEConfig(NetworkConfig, settings=CatVAERunConfig):
+    """Everything that fixes a categorical VAE: the image shape and the settings
+    above of the same names, with their defaults and checks."""
 
-    image_shape: tuple[int, int] = (28, 28)
-    latent_dim: int = 20
-    num_classes: int = 10
-    architecture: str = "mlp"
-    hidden_dims: tuple[int, ...] = (400,)
-    activation: str = "softplus"
-    prior: str = "uniform"
-    likelihood: str = "bernoulli"
-    straight_through: bool = False
-    temperature: float = 1.0
-    min_temperature: float = 0.5
-    anneal_rate: float = 1e-4
-    anneal_per: str = "step"
+    latent_dim: int
+    num_classes: int
+    architecture: str
+    hidden_dims: tuple[int, ...]
+    activation: str
+    prior: str
+    likelihood: str
+    straight_through: bool
+    temperature: float
+    min_temperature: float
+    anneal_rate: float
+    anneal_per: str
 
     def __post_init__(self) -> None:
-        for s in settings_of(CatVAERunConfig):
-            if s.name in FIELDS:
-                object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
+        super().__post_init__()
         if self.min_temperature > self.temperature:
             raise UsageError(
                 f"min_temperature {self.min_temperature} is above the "
                 f"starting temperature {self.temperature}"
             )
-        object.__setattr__(self, "image_shape", tuple(self.image_shape))
 
-    num_pixels = property(lambda self: math.prod(self.image_shape))
     #: numbers in one code z, N * K
     code_size = property(lambda self: self.latent_dim * self.num_classes)
-    to_dict = dataclasses.asdict
-    from_dict = classmethod(VAEConfig.from_dict.__func__)
-
-
-FIELDS = {f.name for f in dataclasses.fields(CatVAEConfig)}
-VAE_ONLY = {f.name for f in dataclasses.fields(VAEConfig)} - FIELDS

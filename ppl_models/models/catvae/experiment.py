@@ -11,14 +11,13 @@ import torch
 from torch.nn import functional as F
 
 from ppl_models.criticism import replay_latents
-from ppl_models.inference.elbo import make_elbo
 from ppl_models.inference.params import local_params
 from ppl_models.models.catvae.config import CatVAEConfig, CatVAERunConfig
 from ppl_models.models.catvae.model import CatVAE
 from ppl_models.models.vae import VAEFit, VAESpec
 from ppl_models.models.vae.experiment import VAEEvaluation
 from ppl_models.plots import plot_image_grid, save_figure
-from ppl_models.registry import SmokeCase, register_model
+from ppl_models.registry import register_model
 
 
 def latent_traversal(vae: CatVAE, x: torch.Tensor) -> torch.Tensor:
@@ -40,11 +39,6 @@ class CatVAEFit(VAEFit):
     model_name, network_class = "catvae", CatVAE
     network_config_class, run_config_class = CatVAEConfig, CatVAERunConfig
     latent_dims = ("latent", "class")
-    make_elbo = staticmethod(
-        lambda name, config, particles=1: make_elbo(
-            name, particles, max_plate_nesting=1
-        )
-    )
 
     def criticize(self, out_dir: str | Path) -> dict[str, Any]:
         """The VAE's criticism, and ``latents.png``: what each latent controls."""
@@ -72,7 +66,6 @@ class CatVAESpec(VAESpec):
     evaluation_keys = (*VAESpec.evaluation_keys, "test_discrete_elbo",
                        "test_discrete_iwae")  # fmt: skip
     config_class, fit_class = CatVAERunConfig, CatVAEFit
-    data_parallel = True
 
     @classmethod
     def evaluation_entries(cls, fit: VAEFit, options: VAEEvaluation) -> dict[str, Any]:
@@ -105,25 +98,16 @@ class CatVAESpec(VAESpec):
 
     @classmethod
     def figure_notes(cls, config: Any) -> dict[str, str]:
-        notes = super().figure_notes(config)
-        del notes["manifold.png"], notes["latent_space.png"]
-        notes["latents.png"] = (
-            "a test image's code with each latent (row) set to "
-            "each class (column): what each latent controls"
-        )
-        return notes
+        return {
+            **super().figure_notes(config),
+            "latents.png": "a test image's code with each latent (row) set to "
+            "each class (column): what each latent controls",
+        }
 
     @classmethod
-    def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
-        x = torch.rand(5, 64, device=device).round()
+    def smoke_configs(cls) -> Iterator[tuple[str, CatVAEConfig, str]]:
         for straight, elbo in ((False, "trace"), (True, "trace"), (False, "iwae")):
+            code = "straight-through" if straight else "relaxed"
             config = CatVAEConfig((8, 8), 3, 4, hidden_dims=(16,),
                                   straight_through=straight)  # fmt: skip
-            vae = CatVAE(config).to(device)
-            yield SmokeCase(
-                f"catvae-{'straight-through' if straight else 'relaxed'}-{elbo}",
-                "amortized", vae.model, vae.guide,
-                lambda elbo=elbo: CatVAEFit.make_elbo(elbo, None, 2),
-                fit_args=(x,), predict_args=(None, 5), guide_predict_args=(x,),
-                latent_sites=("z",),
-            )  # fmt: skip
+            yield f"{code}-{elbo}", config, elbo

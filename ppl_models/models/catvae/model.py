@@ -8,8 +8,9 @@
 The relaxation (Gumbel-softmax, or Concrete) makes z differentiable in the encoder's
 logits, the more nearly one-hot the lower the temperature tau, which training anneals
 (:func:`temperature_at`). With ``straight_through`` the decoder reads the hard
-one-hot code, its gradient taken through the relaxed one. Trace_ELBO then computes
-the relaxed (Concrete) ELBO, its KL a Monte Carlo one of the relaxed densities;
+one-hot code, its gradient taken through the relaxed one (both numerically safe
+versions of Pyro's, :mod:`ppl_models.distributions`). Trace_ELBO then computes the
+relaxed (Concrete) ELBO, its KL a Monte Carlo one of the relaxed densities;
 :meth:`CatVAE.as_discrete` swaps in one-hot categoricals, the discrete model itself.
 """
 
@@ -23,12 +24,13 @@ import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from ppl_models.distributions import RelaxedOneHot, StraightThrough
 from ppl_models.errors import UsageError
 from ppl_models.inference.params import register_module
 from ppl_models.models.catvae.config import CatVAEConfig
 from ppl_models.models.catvae.networks import build_networks
+from ppl_models.models.vae.model import plate_size
 
 
 def temperature_at(config: CatVAEConfig, steps: int, steps_per_epoch: int) -> float:
@@ -38,38 +40,6 @@ def temperature_at(config: CatVAEConfig, steps: int, steps_per_epoch: int) -> fl
     t = steps if config.anneal_per == "step" else steps // steps_per_epoch
     decayed = config.temperature * math.exp(-config.anneal_rate * t)
     return max(config.min_temperature, decayed)
-
-
-def _relaxed_draw(relaxed: dist.TransformedDistribution, shape: torch.Size):
-    # Drawn in log space, each class's log-probability floored at the dtype's
-    # tiniest normal number: at a low temperature a confident q would otherwise
-    # draw exact zeros, whose log-density is NaN (Pyro's straight-through version
-    # clamps at 1e-7 instead, off the simplex by more than validation allows).
-    log_y = relaxed.base_dist.rsample(shape)
-    y = log_y.clamp(min=math.log(torch.finfo(log_y.dtype).tiny)).exp()
-    # exp rounds: a draw's sum can miss 1 by more than Pyro's simplex check allows
-    # (1e-6; seen in about 1 in 7 million draws), which fails an evaluation.
-    return y / y.sum(-1, keepdim=True)
-
-
-class RelaxedOneHot(dist.RelaxedOneHotCategorical):
-    """Pyro's relaxed one-hot categorical, with draws that have no exact zeros."""
-
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
-        return _relaxed_draw(self, sample_shape)
-
-
-class StraightThrough(dist.RelaxedOneHotCategoricalStraightThrough):
-    """Pyro's straight-through version: hard one-hot draws, with the gradients and
-    (its ``log_prob``) the densities of the relaxed ones."""
-
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
-        soft = _relaxed_draw(self, sample_shape)
-        hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
-        # Pyro's autograd Function would not survive tracing for --compile.
-        value = hard + (soft - soft.detach())  # hard, with the gradient of soft
-        value._unquantize = soft
-        return value
 
 
 class _Latents(nn.Module):
@@ -99,10 +69,8 @@ class CatVAEModel(_Latents):
 
     def forward(self, x: torch.Tensor | None = None, num_images: int | None = None):
         """Observe images ``x`` (B, P), or generate ``num_images``: x (B, P)."""
-        if x is None and num_images is None:
-            raise UsageError("the categorical VAE's model needs images x or num_images")
+        batch = plate_size(x, num_images, "the categorical VAE's model")
         register_module("catvae_model", self)
-        batch = num_images if x is None else x.shape[-2]
         with pyro.plate("data", batch, dim=-1, device=self.probs.device):
             z = pyro.sample("z", self.code(probs=self.probs))
             logits = self.decoder(z.flatten(-2))

@@ -1,10 +1,14 @@
-"""The settings of a VAE run: ``fit vae``'s options and ``config.json``."""
+"""The settings of a VAE run (``fit vae``'s options and ``config.json``), and the
+base of a VAE-family model's network config, whose fields are such settings."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from ppl_models.data.images import BINARIZATIONS, DATASETS
 from ppl_models.errors import UsageError
@@ -14,7 +18,15 @@ from ppl_models.models.vae.model import LIKELIHOODS, VAEConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import PRIORS
 from ppl_models.models.vae.train import TrainSettings
-from ppl_models.settings import check_settings, common_values, seed_setting, setting
+from ppl_models.settings import (
+    check_settings,
+    common_values,
+    seed_setting,
+    setting,
+    settings_of,
+)
+
+N = TypeVar("N", bound="NetworkConfig")
 
 
 def default_likelihood(binarize: str) -> str:
@@ -108,3 +120,56 @@ class VAERunConfig:
     def train_settings(self, compile: str | None = None) -> TrainSettings:
         """How to train, with ``compile`` for the run's compile mode."""
         return TrainSettings(**common_values(self, TrainSettings), compile=compile)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The config of a VAE-family model's networks, which its checkpoint keeps: the
+    data's image shape, and fields that are settings of the run's config, whose
+    defaults and checks they take, so that each is declared once. A subclass names
+    that run config in its class statement and lists its fields with their types::
+
+        @dataclass(frozen=True)
+        class CatVAEConfig(NetworkConfig, settings=CatVAERunConfig):
+            latent_dim: int
+            num_classes: int
+    """
+
+    image_shape: tuple[int, int] = (28, 28)
+    #: the run config whose settings the fields are
+    settings_class: ClassVar[type]
+
+    def __init_subclass__(cls, settings: type | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if settings is None:
+            return
+        cls.settings_class = settings
+        fields = cls.__dict__.get("__annotations__", {})
+        for s in settings_of(settings):
+            if s.name in fields and s.name not in cls.__dict__:
+                setattr(cls, s.name, s.default)  # before @dataclass reads it
+
+    def __post_init__(self) -> None:
+        # Checked as the settings are, whether from a run, Python or a checkpoint.
+        own = {field.name for field in dataclasses.fields(self)}
+        for s in settings_of(self.settings_class):
+            if s.name in own:
+                object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
+        # a checkpoint's JSON has lists
+        object.__setattr__(self, "image_shape", tuple(self.image_shape))
+
+    @property
+    def num_pixels(self) -> int:
+        """P = H * W."""
+        return math.prod(self.image_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` inverts it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[N], values: Mapping[str, Any]) -> N:
+        """Rebuild from :meth:`to_dict` output, ignoring unknown keys (an older
+        checkpoint's)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})

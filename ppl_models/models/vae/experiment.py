@@ -23,7 +23,8 @@ from ppl_models.models.vae.history import (
     save_nelbo_plot,
     write_metrics,
 )
-from ppl_models.models.vae.model import VAE, VAEConfig, check_likelihood, make_elbo
+from ppl_models.models.vae.model import VAEConfig, check_likelihood
+from ppl_models.models.vae.priors import PRIORS
 from ppl_models.models.vae.runs import load_fit, resume_record
 from ppl_models.models.vae.train import TrainSettings
 from ppl_models.registry import ModelSpec, RunOptions, SmokeCase, register_model
@@ -190,7 +191,7 @@ class VAESpec(ModelSpec):
 
     @classmethod
     def figure_notes(cls, config: Any) -> dict[str, str]:
-        return {
+        notes = {
             "nelbo.png": "the negative ELBO per image by epoch, train and test: the "
             "gap between them is overfitting",
             "samples.png": "images decoded from codes drawn from the prior",
@@ -203,10 +204,14 @@ class VAESpec(ModelSpec):
             "ppc_pixels.png": "each pixel's check of its mean value: extreme pixels "
             "are where the model is off",
         }
+        if config.prior not in PRIORS:  # a discrete code: criticism draws neither
+            del notes["manifold.png"], notes["latent_space.png"]
+        return notes
 
     @classmethod
-    def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
-        x = torch.rand(5, 64, device=device).round()
+    def smoke_configs(cls) -> Iterator[tuple[str, Any, str]]:
+        """The small networks of :meth:`smoke_cases`, of 8x8 images: each case's
+        name (after the model's), network config and ELBO."""
         variants = [
             ("mlp-normal-trace", dict(), "trace"),
             ("mlp-normal-meanfield", dict(), "meanfield"),
@@ -223,13 +228,22 @@ class VAESpec(ModelSpec):
             config = VAEConfig(
                 image_shape=(8, 8), latent_dim=3, hidden_dims=(16,), **overrides
             )
-            vae = VAE(config).to(device)
+            yield name, config, elbo
+
+    @classmethod
+    def smoke_cases(cls, device: torch.device) -> Iterator[SmokeCase]:
+        """A case of each of :meth:`smoke_configs`, built and trained as
+        ``fit_class`` builds and trains a model of the stack."""
+        x = torch.rand(5, 64, device=device).round()  # 5 images of 8x8 pixels
+        fit_class = cls.fit_class
+        for name, config, elbo in cls.smoke_configs():
+            vae = fit_class.network_class(config).to(device)
             yield SmokeCase(
-                name=f"vae-{name}",
+                name=f"{cls.name}-{name}",
                 inference="amortized",
                 model=vae.model,
                 guide=vae.guide,
-                elbo=lambda config=config, elbo=elbo: make_elbo(elbo, config, 2),
+                elbo=lambda c=config, e=elbo: fit_class.make_elbo(e, c, 2),
                 fit_args=(x,),
                 predict_args=(None, 5),
                 guide_predict_args=(x,),

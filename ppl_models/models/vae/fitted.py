@@ -37,7 +37,9 @@ class VAEFit:
 
     A model built on the VAE's stack subclasses it, naming its own model name,
     network module (built as ``network_class(network_config)``, with ``model`` and
-    ``guide``), the module's config, the run's config and ``make_elbo``.
+    ``guide``), the module's config (a
+    :class:`~ppl_models.models.vae.config.NetworkConfig`) and the run's config, and
+    ``make_elbo`` where the VAE's does not serve.
     """
 
     model_name: ClassVar[str] = "vae"

@@ -118,7 +118,7 @@ class VAEModel(nn.Module):
         :param x: images (B, P) in [0, 1]; ``None`` to generate ``num_images``.
         :returns: x (B, P): the observed or generated images.
         """
-        batch = _batch_size(x, num_images)
+        batch = plate_size(x, num_images)
         register_module("vae_model", self)
         with pyro.plate("data", batch, dim=-1, device=self.anchor.device):
             z = pyro.sample("z", self.prior())
@@ -209,7 +209,8 @@ class VAE(nn.Module):
 def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
     """``"trace"`` (Monte Carlo KL), ``"meanfield"`` (analytic KL, Monte Carlo for
     an IAF guide) or ``"iwae"`` (the importance-weighted bound of ``num_particles``)
-    for a VAE of ``config`` (see :func:`ppl_models.inference.elbo.make_elbo`).
+    for a VAE of ``config``, or another model of its stack, whose config names its
+    ``prior`` (see :func:`ppl_models.inference.elbo.make_elbo`).
 
     :raises UsageError: for a mixture prior with analytic KL, which has no closed form.
     """
@@ -221,11 +222,17 @@ def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
     return device_elbo(name, num_particles, max_plate_nesting=1)
 
 
-def _batch_size(x: torch.Tensor | None, num_images: int | None) -> int:
+def plate_size(
+    x: torch.Tensor | None, num_images: int | None, model: str = "the VAE model"
+) -> int:
+    """A model's data plate size: B of images ``x`` (B, P), else ``num_images``.
+
+    :raises UsageError: naming ``model`` if both are None.
+    """
     if x is not None:
         return x.shape[-2]
     if num_images is None:
-        raise UsageError("the VAE model needs images x or num_images")
+        raise UsageError(f"{model} needs images x or num_images")
     return num_images
 
 
