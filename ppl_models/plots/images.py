@@ -91,7 +91,7 @@ def plot_image_grid(
     if ax is None:
         ax = _figure_for(ncols * w / max(h, w), nrows * h / max(h, w)).subplots()
     _show(ax, _mosaic(stack, ncols, nrows))
-    ax.set_title(title)
+    ax.set_title(title, wrap=True)  # a narrow grid's title on several lines
     if xlabel is not None:
         ax.set_xlabel(xlabel)
     if ylabel is not None:
