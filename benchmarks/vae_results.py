@@ -51,7 +51,8 @@ ROWS: dict[str, tuple[str, list[str], float | None]] = {
             None),
     "mixture": ("VAE, mixture prior (10)", ["vae", "--prior", "mixture"], None),
     "catvae": ("categorical VAE, 20 latents x 10 classes (Gumbel-softmax)",
-               ["catvae", "--latent-dim", "20", "--num-classes", "10"], None),
+               ["catvae", "--elbo", "meanfield", "--latent-dim", "20",
+                "--num-classes", "10"], None),
 }  # fmt: skip
 
 #: the settings every row shares (the paper's 784-400-z50 where a row has z)

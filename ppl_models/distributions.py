@@ -2,6 +2,13 @@
 2017, Maddison et al. 2017), made numerically safe for training at low
 temperatures: their draws have no exact zeros and lie on the simplex, so that their
 log-densities are finite and Pyro's validation accepts them.
+
+``kl_divergence`` of two of them is the KL of their categoricals,
+``sum_k q_k log(q_k / p_k)``, as Jang et al. train with: the relaxed densities'
+own KL has no closed form. So ``TraceMeanField_ELBO`` on them is the relaxed
+reconstruction term with the discrete code's KL, a surrogate that is no bound of
+either model; Trace_ELBO's Monte Carlo KL of the relaxed densities is unchanged.
+Pyro's and torch's own classes get no KL from this module.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import math
 
 import pyro.distributions as dist
 import torch
+from torch.distributions import register_kl
 from torch.nn import functional as F
 
 
@@ -49,3 +57,11 @@ class StraightThrough(dist.RelaxedOneHotCategoricalStraightThrough):
         value = hard + (soft - soft.detach())  # hard, with the gradient of soft
         value._unquantize = soft
         return value
+
+
+@register_kl(RelaxedOneHot, RelaxedOneHot)
+@register_kl(StraightThrough, StraightThrough)
+def categorical_kl(q: RelaxedOneHot, p: RelaxedOneHot) -> torch.Tensor:
+    """KL(Categorical(q's probs) || Categorical(p's probs)), batch_shape: the
+    discrete code's KL (see the module's docstring)."""
+    return (q.probs * (q.logits - p.logits)).sum(-1)

@@ -1,9 +1,11 @@
 """The numerically safe relaxed one-hot categoricals: finite densities and draws on
 the simplex at low temperatures, and hard one-hot draws from the straight-through
-version."""
+version, and their KL, that of their categoricals."""
 
 from __future__ import annotations
 
+import pyro.distributions
+import pytest
 import torch
 
 from ppl_models.distributions import RelaxedOneHot, StraightThrough
@@ -20,3 +22,21 @@ def test_relaxed_draws_have_finite_densities_at_low_temperatures():
         assert q.support.check(getattr(z, "_unquantize", z)).all()
     hard = StraightThrough(torch.tensor(0.5), logits=torch.randn(5, 4)).rsample()
     assert set(hard.unique().tolist()) == {0.0, 1.0} and (hard.sum(-1) == 1).all()
+
+
+def test_their_kl_is_that_of_their_categoricals_and_pyros_own_get_none():
+    q_logits, p_logits = torch.randn(6, 4), torch.randn(6, 4)
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Categorical(logits=q_logits),
+        torch.distributions.Categorical(logits=p_logits),
+    )
+    for relaxed in (RelaxedOneHot, StraightThrough):
+        tau = torch.tensor(0.7)
+        q, p = relaxed(tau, logits=q_logits), relaxed(tau, logits=p_logits)
+        torch.testing.assert_close(torch.distributions.kl_divergence(q, p), expected)
+        # as TraceMeanField_ELBO meets them, batched into events
+        kl = torch.distributions.kl_divergence(q.to_event(1), p.to_event(1))
+        torch.testing.assert_close(kl, expected.sum())
+    own = pyro.distributions.RelaxedOneHotCategorical(tau, logits=q_logits)
+    with pytest.raises(NotImplementedError):
+        torch.distributions.kl_divergence(own, own)

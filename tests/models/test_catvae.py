@@ -77,6 +77,20 @@ def test_the_temperature_anneals_by_step_or_epoch_to_its_floor():
     assert float(fit.vae.model.temperature) == float(fit.vae.guide.temperature)
 
 
+def test_a_fit_reports_the_discrete_models_bounds_and_the_relaxed_beside_them():
+    fit = fit_vae("digits", epochs=1, batch_size=32, train_images=64, test_images=16,
+                  latent_dim=2, num_classes=3, hidden_dims=(8,), fit_class=CatVAEFit,
+                  device="cpu", progress=False)  # fmt: skip
+    assert fit.settings.elbo == "meanfield"  # the categoricals' KL, by default
+    seed = fit.settings.seed
+    discrete = fit.evaluate(1, seed=seed)["elbo"]
+    # The held-out ELBO of each epoch is the discrete model's, from the same draws.
+    assert fit.history.test_elbo[-1] == discrete
+    with fit.vae.as_discrete():
+        assert fit.evaluate(1, seed=seed, reported=False)["elbo"] == discrete
+    assert fit.evaluate(1, seed=seed, reported=False)["elbo"] != discrete
+
+
 def test_the_traversal_decodes_the_code_with_one_latent_set_to_each_class():
     vae, x = tiny(), torch.rand(16).round()
     images = latent_traversal(vae, x)

@@ -32,10 +32,11 @@ class CatVAERunConfig(VAERunConfig):
     )
     likelihood: str = setting("bernoulli", "p(x | z)", choices=("bernoulli",))
     elbo: str = setting(
-        "trace",
-        "trace: Trace_ELBO; iwae: the importance-weighted "
-        "bound (both of the relaxed densities)",
-        choices=tuple(e for e in ELBOS if e != "meanfield"),
+        "meanfield",
+        "meanfield: TraceMeanField_ELBO, the code's KL that of its categoricals "
+        "(Jang et al.); trace: Trace_ELBO, a Monte Carlo KL of the relaxed densities; "
+        "iwae: the relaxed model's importance-weighted bound",
+        choices=ELBOS,
     )
     num_classes: int = setting(10, "K, classes of each latent", low=2)
     straight_through: bool = setting(

@@ -9,16 +9,19 @@ The relaxation (Gumbel-softmax, or Concrete) makes z differentiable in the encod
 logits, the more nearly one-hot the lower the temperature tau, which training anneals
 (:func:`temperature_at`). With ``straight_through`` the decoder reads the hard
 one-hot code, its gradient taken through the relaxed one (both numerically safe
-versions of Pyro's, :mod:`ppl_models.distributions`). Trace_ELBO then computes the
-relaxed (Concrete) ELBO, its KL a Monte Carlo one of the relaxed densities;
-:meth:`CatVAE.as_discrete` swaps in one-hot categoricals, the discrete model itself.
+versions of Pyro's, :mod:`ppl_models.distributions`). TraceMeanField_ELBO (the
+default) takes the relaxed reconstruction term and the KL of the categoricals, as
+Jang et al. do; Trace_ELBO computes the relaxed (Concrete) ELBO, its KL a Monte Carlo
+one of the relaxed densities, which learns far more slowly.
+:meth:`CatVAE.as_discrete` swaps in one-hot categoricals, the discrete model itself,
+whose bounds a fit reports.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import pyro
 import pyro.distributions as dist
@@ -113,6 +116,10 @@ class CatVAE(nn.Module):
         """The training loop's hook: the temperature of the step after ``steps``."""
         for part in (self.model, self.guide):
             part.temperature.fill_(temperature_at(self.config, steps, steps_per_epoch))
+
+    def reported_model(self) -> AbstractContextManager[None]:
+        """The model a fit reports the bounds of: the discrete one."""
+        return self.as_discrete()
 
     @contextmanager
     def as_discrete(self) -> Iterator[None]:

@@ -37,7 +37,7 @@ def fit_vae(
     epochs: int = 5,
     batch_size: int = 128,
     lr: float = 1e-3,
-    elbo: str = "trace",
+    elbo: str | None = None,
     num_particles: int = 1,
     seed: int = 0,
     clip_grad: float | None = None,
@@ -62,7 +62,8 @@ def fit_vae(
     :param binarize: ``"dynamic"``, ``"threshold"`` or ``"none"`` (grayscale, which
         needs a continuous likelihood such as ``likelihood="continuous_bernoulli"``).
     :param elbo: ``"trace"`` (Monte Carlo KL), ``"meanfield"`` (analytic KL) or
-        ``"iwae"`` (the importance-weighted bound of ``num_particles`` samples).
+        ``"iwae"`` (the importance-weighted bound of ``num_particles`` samples);
+        default: the model's (its run config's), ``"trace"`` for the VAE.
     :param train_images: use only the first this many training images (quick runs).
     :param test_images: use only the first this many test images.
     :param clip_grad: clip the gradients' total norm to this value.
@@ -85,6 +86,8 @@ def fit_vae(
         ``test_images`` as given).
     """
     check_seed(seed)
+    if elbo is None:  # the default its command line has
+        elbo = fit_class.run_config_class.elbo
     if "hidden_dims" in config:  # before any data loads
         check_hidden_dims(config["hidden_dims"])
     settings = TrainSettings(

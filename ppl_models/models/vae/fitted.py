@@ -3,6 +3,7 @@ with it (criticise, evaluate, sample, save, export to ArviZ)."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -155,12 +156,16 @@ class VAEFit:
         seed: int = 0,
         max_elements: int = MAX_ELEMENTS,
         per_image: bool = False,
+        reported: bool = True,
     ) -> dict[str, float]:
         """ELBO and importance-weighted bound (nats per image) on the first
         ``num_images`` test images (all by default; at most all), with
         ``iwae_samples`` samples (see :func:`evaluate_bounds`, also for
         ``per_image``); the draws come from a seed derived from ``seed``, on
-        forked generators, so the caller's random state is as it was.
+        forked generators, so the caller's random state is as it was. The bounds
+        are those of the model the fit reports (see ``VAE.reported_model``), or
+        with ``reported=False`` of the model as trained (a categorical VAE's
+        relaxed one).
         """
         available = self.data.test.shape[0]
         if num_images is not None:
@@ -171,7 +176,8 @@ class VAEFit:
                 )
         images = self.data.test[:num_images]
         devices = [images.device] if images.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        reporting = self.vae.reported_model() if reported else nullcontext()
+        with torch.random.fork_rng(devices=devices), reporting:
             torch.manual_seed(derived_seed(seed, "evaluation"))
             return evaluate_bounds(
                 self.vae, images, iwae_samples, max_elements=max_elements,

@@ -293,4 +293,5 @@ def held_out_elbo(vae: VAE, data: ImageData, seed: int) -> float:
     """
     with torch.random.fork_rng(devices=_cuda_devices(data.test)):
         torch.manual_seed(derived_seed(seed, "evaluation"))
-        return evaluate_elbo(vae, data.test, shard=True)  # every rank calls it
+        with vae.reported_model():
+            return evaluate_elbo(vae, data.test, shard=True)  # every rank calls it
