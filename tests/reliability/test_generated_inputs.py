@@ -198,7 +198,7 @@ VAE_ARGUMENTS = {
     "epochs": ((1, MAX_INT), False),
     "batch_size": ((1, MAX_INT), False),
     "lr": (float, False),
-    "elbo": (("trace", "meanfield"), False),
+    "elbo": (("trace", "meanfield", "iwae"), True),  # None: the model's default
     "num_particles": ((1, MAX_INT), False),
     "seed": ((0, 2**32 - 1), False),
     "clip_grad": (float, True),
