@@ -40,3 +40,18 @@ def test_their_kl_is_that_of_their_categoricals_and_pyros_own_get_none():
     own = pyro.distributions.RelaxedOneHotCategorical(tau, logits=q_logits)
     with pytest.raises(NotImplementedError):
         torch.distributions.kl_divergence(own, own)
+
+
+def test_draws_lie_on_the_simplex_and_straight_through_has_the_relaxed_gradient():
+    logits = torch.randn(50, 4, requires_grad=True)
+    weights = torch.randn(50, 4)
+    tau = torch.tensor(1.0)
+    torch.manual_seed(0)
+    soft = RelaxedOneHot(tau, logits=logits).rsample()
+    torch.testing.assert_close(soft.sum(-1), torch.ones(50))
+    (expected,) = torch.autograd.grad((soft * weights).sum(), logits)
+    torch.manual_seed(0)  # the same noise: the hard code of the same soft draw
+    hard = StraightThrough(tau, logits=logits).rsample()
+    assert torch.equal(hard.argmax(-1), soft.argmax(-1))
+    (got,) = torch.autograd.grad((hard * weights).sum(), logits)
+    torch.testing.assert_close(got, expected)

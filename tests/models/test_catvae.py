@@ -91,6 +91,15 @@ def test_a_fit_reports_the_discrete_models_bounds_and_the_relaxed_beside_them():
     assert fit.evaluate(1, seed=seed, reported=False)["elbo"] != discrete
 
 
+def test_the_model_and_the_guide_say_what_they_lack():
+    vae = tiny()
+    with pytest.raises(UsageError, match="categorical VAE's model needs images x"):
+        vae.model()
+    with pytest.raises(UsageError, match="categorical VAE's guide encodes images"):
+        vae.guide(None)
+    assert vae.model(None, 3).shape == (3, 16)  # generated images
+
+
 def test_the_traversal_decodes_the_code_with_one_latent_set_to_each_class():
     vae, x = tiny(), torch.rand(16).round()
     images = latent_traversal(vae, x)

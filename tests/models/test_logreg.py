@@ -24,6 +24,7 @@ from ppl_models.criticism.classification import (
 from ppl_models.data import labelled
 from ppl_models.errors import DataError, UsageError
 from ppl_models.fullbatch.nuts import against_nuts
+from ppl_models.inference.elbo import DeviceTraceMeanField_ELBO
 from ppl_models.models.logreg import LogReg, LogRegConfig, LogRegSpec, make_guide
 
 
@@ -143,8 +144,27 @@ def test_nuts_is_an_inference_method_with_its_own_diagnostics(tiny_fits):
     fit, numbers, folder = tiny_fits["nuts"]
     assert fit.config.num_classes == 2 and fit.config.dataset is None
     assert "vs_nuts" not in numbers and numbers["nuts"]["nuts_r_hat_max"] < 1.3
+    assert numbers["nuts"]["nuts_n_eff_min"] > 1
     assert numbers["heldout_accuracy"] >= 0.7
     assert (folder / "calibration.png").is_file()
+
+
+def test_a_minibatch_fit_steps_on_minibatches_and_reports_on_all_points(tiny_fits):
+    fit = tiny_fits["meanfield"][0]
+    x, y = fit.data
+    assert poutine.trace(fit.model).get_trace(x, y).nodes["y"]["value"].shape == (16,)
+    assert isinstance(LogRegSpec.elbo(fit.config), DeviceTraceMeanField_ELBO)
+    summary = fit.summary()
+    shape = (summary["num_train"], summary["num_test"], summary["num_features"])
+    assert shape == (48, 12, 2)  # 60 points, a fifth held out
+    assert set(fit.extras) == {"x_test", "y_test", "feature_mean", "feature_sd"}
+    # The pointwise log likelihood (for LOO) covers every train point.
+    w, b = torch.randn(2, 1), torch.randn(1)
+    got = LogRegSpec.log_likelihood(fit)({"w": w, "b": b})
+    expected = torch.distributions.Categorical(logits=fit.model.logits(x, w, b))
+    torch.testing.assert_close(got, expected.log_prob(y))
+    share = LogRegSpec.statistics(fit.config)["share of class 1"]
+    assert float(share(torch.tensor([0, 1, 1, 1]))) == 0.75
 
 
 def test_a_minibatch_vi_fit_is_held_against_nuts(tiny_fits):
@@ -153,6 +173,8 @@ def test_a_minibatch_vi_fit_is_held_against_nuts(tiny_fits):
     assert len(vs["sd_ratio"]) == len(vs["mean_diff_in_sds"]) == 3  # w1, w2, b
     assert vs["min_sd_ratio"] <= vs["median_sd_ratio"] <= vs["max_sd_ratio"]
     assert 0.5 < vs["median_sd_ratio"] < 2 and vs["median_abs_mean_diff_in_sds"] < 1
+    assert vs["max_abs_mean_diff_in_sds"] == max(map(abs, vs["mean_diff_in_sds"]))
+    assert vs["nuts_r_hat_max"] < 1.3 and vs["nuts_n_eff_min"] > 1
     # Both predict the held-out labels about equally well.
     nuts = tiny_fits["nuts"][1]
     assert abs(numbers["heldout_log_density"] - nuts["heldout_log_density"]) < 0.1
@@ -192,3 +214,20 @@ def test_held_out_numbers_and_a_point_against_draws():
     flat = torch.cat([nuts["w"].flatten(1), nuts["b"]], 1)
     expected = (torch.tensor([1.0, 1.0, 0.5]) - flat.mean(0)) / flat.std(0)
     torch.testing.assert_close(torch.tensor(vs["mean_diff_in_sds"]), expected)
+
+
+def test_a_distribution_against_draws_gives_each_coefficients_sd_ratio():
+    # NUTS's draws, and a fit's with the second coefficient's spread halved and the
+    # third's doubled: ratios 1, 0.5 and 2, of which one is within 0.8 to 1.25.
+    torch.manual_seed(0)
+    nuts = {"w": torch.randn(4000, 2, 1), "b": torch.randn(4000, 1) + 3}
+    fit = {"w": nuts["w"] * torch.tensor([1.0, 0.5])[:, None], "b": nuts["b"] * 2}
+    vs, diff, ratio = against_nuts(fit, nuts, point=False)
+    torch.testing.assert_close(ratio, torch.tensor([1.0, 0.5, 2.0]))
+    assert (vs["min_sd_ratio"], vs["max_sd_ratio"]) == pytest.approx((0.5, 2.0))
+    assert vs["median_sd_ratio"] == pytest.approx(1.0)
+    assert vs["share_sd_ratio_within_0.8_1.25"] == pytest.approx(1 / 3)
+    assert vs["sd_ratio"] == pytest.approx([1.0, 0.5, 2.0])
+    # the means: the third's moved by 3 (doubled around 0), in NUTS sds of 1
+    assert diff.tolist() == pytest.approx([0.0, 0.0, 3.0], abs=0.1)
+    assert vs["max_abs_mean_diff_in_sds"] == pytest.approx(3.0, abs=0.1)
