@@ -15,12 +15,13 @@ from torch.nn import functional as F
 
 from ppl_models.cli import main
 from ppl_models.errors import UsageError
-from ppl_models.models.catvae import CatVAE, CatVAEConfig, CatVAEFit
+from ppl_models.models.catvae import CatVAE, CatVAEConfig, CatVAEFit, CatVAESpec
 from ppl_models.models.catvae.config import CatVAERunConfig
 from ppl_models.models.catvae.experiment import latent_traversal
 from ppl_models.models.catvae.model import temperature_at
 from ppl_models.models.vae import fit_vae
 from ppl_models.models.vae.evaluate import evaluate_bounds
+from ppl_models.models.vae.experiment import VAEEvaluation
 
 
 def tiny(**overrides) -> CatVAE:
@@ -88,7 +89,13 @@ def test_a_fit_reports_the_discrete_models_bounds_and_the_relaxed_beside_them():
     assert fit.history.test_elbo[-1] == discrete
     with fit.vae.as_discrete():
         assert fit.evaluate(1, seed=seed, reported=False)["elbo"] == discrete
-    assert fit.evaluate(1, seed=seed, reported=False)["elbo"] != discrete
+    relaxed = fit.evaluate(5, seed=seed, reported=False)
+    assert relaxed["elbo"] != discrete
+    # evaluate's entries beside the discrete bounds are the relaxed model's
+    entries = CatVAESpec.evaluation_entries(fit, VAEEvaluation(iwae_samples=5))
+    assert entries["test_relaxed_elbo"] == relaxed["elbo"]
+    assert entries["test_relaxed_iwae"] == relaxed["iwae"]
+    assert entries["temperature"] == float(fit.vae.model.temperature)
 
 
 def test_the_model_and_the_guide_say_what_they_lack():

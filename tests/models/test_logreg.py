@@ -121,9 +121,10 @@ def test_a_bad_label_column_is_one_line_on_the_command_line(tiny_csv, capsys, tm
 
 @pytest.fixture(scope="module")
 def tiny_fits(tiny_csv, tmp_path_factory):
-    """A NUTS fit and a minibatch mean-field fit of the tiny file, criticised."""
+    """A NUTS fit, a minibatch mean-field fit and a MAP fit of the tiny file,
+    criticised."""
     out = {}
-    for inference, batch in (("nuts", None), ("meanfield", 16)):
+    for inference, batch in (("nuts", None), ("meanfield", 16), ("map", None)):
         config = LogRegConfig(
             inference=inference,
             data=tiny_csv,
@@ -145,6 +146,7 @@ def test_nuts_is_an_inference_method_with_its_own_diagnostics(tiny_fits):
     assert fit.config.num_classes == 2 and fit.config.dataset is None
     assert "vs_nuts" not in numbers and numbers["nuts"]["nuts_r_hat_max"] < 1.3
     assert numbers["nuts"]["nuts_n_eff_min"] > 1
+    assert "ppc" in numbers  # the predictive checks too
     assert numbers["heldout_accuracy"] >= 0.7
     assert (folder / "calibration.png").is_file()
 
@@ -194,6 +196,13 @@ def test_the_posterior_predictive_averages_probabilities_over_draws_in_chunks():
     for chunk in (7, 100, 250):
         got = predictive_log_probs(log_probs, draws, chunk=chunk)
         torch.testing.assert_close(got, expected)
+
+
+def test_a_map_fit_is_held_against_nuts_by_its_means_alone(tiny_fits):
+    numbers = tiny_fits["map"][1]
+    vs = numbers["vs_nuts"]
+    assert "sd_ratio_note" in vs and "median_sd_ratio" not in vs
+    assert vs["median_abs_mean_diff_in_sds"] < 1 and "ppc" in numbers
 
 
 def test_held_out_numbers_and_a_point_against_draws():
