@@ -3,13 +3,12 @@ and the VAE's MLP decoder reading the flattened one-hot code."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ppl_models.models.vae.networks import MLPDecoder, make_activation
+from ppl_models.models.vae.networks import MLPDecoder, mlp
 
 
 class CategoricalEncoder(nn.Module):
@@ -26,11 +25,7 @@ class CategoricalEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.num_pixels, self.code_shape = num_pixels, (latents, classes)
-        sizes = (num_pixels, *hidden_dims, latents * classes)
-        layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1])]
-        for d_in, d_out in itertools.pairwise(sizes[1:]):
-            layers += [make_activation(activation), nn.Linear(d_in, d_out)]
-        self.net = nn.Sequential(*layers)
+        self.net = mlp((num_pixels, *hidden_dims, latents * classes), activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised log-probabilities of each latent's classes."""

@@ -75,7 +75,7 @@ def _check_image_shape(
     return h, w
 
 
-def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
+def mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
     """Linear layers through ``sizes`` with ``activation`` between (not after)."""
     make_activation(activation)  # check the name even with no hidden layer
     layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1])]
@@ -128,7 +128,7 @@ class MLPEncoder(nn.Module):
         latent_dim = _check_positive("latent_dim", latent_dim)
         dims = _check_ints("hidden_dims", hidden_dims)
         self.num_pixels, self.latent_dim = num_pixels, latent_dim
-        self.net = _mlp((num_pixels, *dims, 2 * latent_dim), activation)
+        self.net = mlp((num_pixels, *dims, 2 * latent_dim), activation)
         #: width of the last hidden layer (the pixels, with no hidden layer)
         self.feature_dim = dims[-1] if dims else num_pixels
 
@@ -164,7 +164,7 @@ class MLPDecoder(nn.Module):
         num_pixels = _check_positive("num_pixels", num_pixels)
         dims = _check_ints("hidden_dims", hidden_dims)
         self.num_pixels, self.latent_dim = num_pixels, latent_dim
-        self.net = _mlp((latent_dim, *reversed(dims), num_pixels), activation)
+        self.net = mlp((latent_dim, *reversed(dims), num_pixels), activation)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z ``(..., batch, latent_dim)`` -> logits ``(..., batch, num_pixels)``."""
