@@ -4,12 +4,12 @@ the networks' config that its checkpoint keeps; each setting is declared once.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import ELBOS
-from ppl_models.models.vae.config import NetworkConfig, VAERunConfig
-from ppl_models.settings import common_values, setting
+from ppl_models.models.vae.config import VAERunConfig
+from ppl_models.models.vae.network_config import NetworkConfig
+from ppl_models.settings import setting
 
 
 @dataclass
@@ -48,15 +48,6 @@ class CatVAERunConfig(VAERunConfig):
         1e-4, "r in tau = max(floor, tau0 exp(-r t)), t in --anneal-per", low=0.0
     )
     anneal_per: str = setting("step", "t counts", choices=("step", "epoch"))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        CatVAEConfig(**self.network_settings())  # the settings checked together
-
-    def network_settings(self) -> dict[str, Any]:
-        """The :class:`CatVAEConfig` settings, as keywords (the image shape is the
-        data's)."""
-        return common_values(self, CatVAEConfig)
 
 
 @dataclass(frozen=True)

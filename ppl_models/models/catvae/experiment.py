@@ -37,7 +37,7 @@ class CatVAEFit(VAEFit):
     """A trained categorical VAE (:class:`VAEFit`, built with :class:`CatVAE`)."""
 
     model_name, network_class = "catvae", CatVAE
-    network_config_class, run_config_class = CatVAEConfig, CatVAERunConfig
+    run_config_class = CatVAERunConfig
     latent_dims = ("latent", "class")
 
     def criticize(self, out_dir: str | Path) -> dict[str, Any]:

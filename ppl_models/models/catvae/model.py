@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 import pyro
 import pyro.distributions as dist
@@ -117,10 +117,6 @@ class CatVAE(nn.Module):
         for part in (self.model, self.guide):
             part.temperature.fill_(temperature_at(self.config, steps, steps_per_epoch))
 
-    def reported_model(self) -> AbstractContextManager[None]:
-        """The model a fit reports the bounds of: the discrete one."""
-        return self.as_discrete()
-
     @contextmanager
     def as_discrete(self) -> Iterator[None]:
         """Within the block, z is one-hot categorical in model and guide."""
@@ -129,3 +125,5 @@ class CatVAE(nn.Module):
             yield
         finally:
             self.model.discrete = self.guide.discrete = False
+
+    reported_model = as_discrete  # a fit reports the discrete model's bounds

@@ -1,11 +1,7 @@
-"""The settings of a VAE run (``fit vae``'s options and ``config.json``), and the
-base of a VAE-family model's network config, whose fields are such settings."""
+"""The settings of a VAE run (``fit vae``'s options and ``config.json``)."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -15,6 +11,7 @@ from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import ELBOS
 from ppl_models.models.vae.flows import GUIDES
 from ppl_models.models.vae.model import LIKELIHOODS, VAEConfig
+from ppl_models.models.vae.network_config import NetworkConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import PRIORS
 from ppl_models.models.vae.train import TrainSettings
@@ -23,7 +20,6 @@ from ppl_models.settings import (
     common_values,
     seed_setting,
     setting,
-    settings_of,
 )
 
 N = TypeVar("N", bound="NetworkConfig")
@@ -95,12 +91,20 @@ class VAERunConfig:
     )
     seed: int = seed_setting()
 
+    #: the networks' config, whose fields are settings here; a
+    #: :class:`NetworkConfig` subclass names its run config, which sets this
+    network_config_class: ClassVar[type] = VAEConfig
+
     def __post_init__(self) -> None:
         # Every setting within its declared range, however the config was made;
         # a fit from Python of a user's own ImageData records that data's name.
         check_settings(self, skip=("dataset",))
         if not isinstance(self.dataset, str) or not self.dataset:
             raise UsageError(f"dataset must be a name, got {self.dataset!r}")
+        if self.network_config_class.settings_class is not None:
+            # a network config of settings: its checks across them, before a run
+            # starts (the VAE's own leaves some settings to the run)
+            self.network_config_class(**self.network_settings())
 
     def resolved(self) -> VAERunConfig:
         """The config with the latent size by architecture and the likelihood by
@@ -113,63 +117,10 @@ class VAERunConfig:
         return replace(self, latent_dim=latent_dim, likelihood=likelihood)
 
     def network_settings(self) -> dict[str, Any]:
-        """The :class:`VAEConfig` settings, as keywords (the image shape is the
-        data's)."""
-        return common_values(self, VAEConfig)
+        """The settings of ``network_config_class`` (:class:`VAEConfig` for the
+        VAE), as keywords; the image shape is the data's."""
+        return common_values(self, self.network_config_class)
 
     def train_settings(self, compile: str | None = None) -> TrainSettings:
         """How to train, with ``compile`` for the run's compile mode."""
         return TrainSettings(**common_values(self, TrainSettings), compile=compile)
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """The config of a VAE-family model's networks, which its checkpoint keeps: the
-    data's image shape, and fields that are settings of the run's config, whose
-    defaults and checks they take, so that each is declared once. A subclass names
-    that run config in its class statement and lists its fields with their types::
-
-        @dataclass(frozen=True)
-        class CatVAEConfig(NetworkConfig, settings=CatVAERunConfig):
-            latent_dim: int
-            num_classes: int
-    """
-
-    image_shape: tuple[int, int] = (28, 28)
-    #: the run config whose settings the fields are
-    settings_class: ClassVar[type]
-
-    def __init_subclass__(cls, settings: type | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if settings is None:
-            return
-        cls.settings_class = settings
-        fields = cls.__dict__.get("__annotations__", {})
-        for s in settings_of(settings):
-            if s.name in fields and s.name not in cls.__dict__:
-                setattr(cls, s.name, s.default)  # before @dataclass reads it
-
-    def __post_init__(self) -> None:
-        # Checked as the settings are, whether from a run, Python or a checkpoint.
-        own = {field.name for field in dataclasses.fields(self)}
-        for s in settings_of(self.settings_class):
-            if s.name in own:
-                object.__setattr__(self, s.name, s.check(getattr(self, s.name)))
-        # a checkpoint's JSON has lists
-        object.__setattr__(self, "image_shape", tuple(self.image_shape))
-
-    @property
-    def num_pixels(self) -> int:
-        """P = H * W."""
-        return math.prod(self.image_shape)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` inverts it."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[N], values: Mapping[str, Any]) -> N:
-        """Rebuild from :meth:`to_dict` output, ignoring unknown keys (an older
-        checkpoint's)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})

@@ -85,7 +85,7 @@ class VAESpec(ModelSpec):
         settings = config.train_settings(compile=options.compile)
         network = config.network_settings()
         fit_class = cls.fit_class
-        network_config = fit_class.network_config_class(**network)
+        network_config = config.network_config_class(**network)
         fit_class.make_elbo(settings.elbo, network_config, settings.num_particles)
         check_likelihood(config.likelihood, config.binarize)
         if config.tensorboard:

@@ -118,7 +118,7 @@ def fit_vae(
             )
         if config.get("likelihood") is None:
             config["likelihood"] = default_likelihood(data.binarize)
-        vae_config = fit_class.network_config_class(
+        vae_config = fit_class.run_config_class.network_config_class(
             image_shape=data.image_shape, **config
         )
         check_likelihood(vae_config.likelihood, data.binarize)

@@ -24,7 +24,7 @@ from ppl_models.models.vae.history import (
     save_nelbo_plot,
     write_metrics,
 )
-from ppl_models.models.vae.model import VAE, VAEConfig, make_elbo
+from ppl_models.models.vae.model import VAE, make_elbo
 from ppl_models.models.vae.train import TrainSettings
 from ppl_models.run_config import config_to_dict, write_run_config
 from ppl_models.seeding import caller_rng_kept, derived_seed
@@ -38,14 +38,13 @@ class VAEFit:
 
     A model built on the VAE's stack subclasses it, naming its own model name,
     network module (built as ``network_class(network_config)``, with ``model`` and
-    ``guide``), the module's config (a
-    :class:`~ppl_models.models.vae.config.NetworkConfig`) and the run's config, and
+    ``guide``) and run config (whose ``network_config_class`` is the module's
+    config, a :class:`~ppl_models.models.vae.network_config.NetworkConfig`), and
     ``make_elbo`` where the VAE's does not serve.
     """
 
     model_name: ClassVar[str] = "vae"
     network_class: ClassVar[type] = VAE
-    network_config_class: ClassVar[type] = VAEConfig
     run_config_class: ClassVar[type] = VAERunConfig
     make_elbo: ClassVar[Any] = staticmethod(make_elbo)
     #: the dims of one image's code ``z`` in :meth:`to_inference_data`

@@ -12,7 +12,6 @@ Normal through inverse autoregressive flows conditioned on the image
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import make_elbo as device_elbo
 from ppl_models.inference.params import register_module
 from ppl_models.models.vae.flows import GUIDES, flow_posterior, iaf_steps
+from ppl_models.models.vae.network_config import NetworkConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES, build_networks
 from ppl_models.models.vae.priors import PRIORS, make_prior
 from ppl_models.validation import check_choice, check_positive_int
@@ -51,10 +51,9 @@ def check_hidden_dims(hidden_dims: object) -> None:
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(NetworkConfig):
     """Everything that fixes a VAE's architecture; saved as JSON with each run."""
 
-    image_shape: tuple[int, int] = (28, 28)
     latent_dim: int = 50
     architecture: str = "mlp"
     hidden_dims: tuple[int, ...] = (400,)
@@ -67,6 +66,7 @@ class VAEConfig:
     flows: int = 2
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive_int("latent_dim", self.latent_dim)
         check_choice("architecture", self.architecture, ARCHITECTURES)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
@@ -76,23 +76,7 @@ class VAEConfig:
         check_choice("guide", self.guide, GUIDES)
         check_positive_int("flows", self.flows)
         check_hidden_dims(self.hidden_dims)
-        object.__setattr__(self, "image_shape", tuple(self.image_shape))
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
-
-    @property
-    def num_pixels(self) -> int:
-        """P = H * W."""
-        return self.image_shape[0] * self.image_shape[1]
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict; :meth:`from_dict` inverts it."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> VAEConfig:
-        """Rebuild from :meth:`to_dict` output, ignoring unknown keys."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 class VAEModel(nn.Module):

@@ -17,7 +17,7 @@ from ppl_models.io.run_dir import CHECKPOINT
 from ppl_models.models.vae.config import VAERunConfig
 from ppl_models.models.vae.fitted import VAEFit
 from ppl_models.models.vae.history import History
-from ppl_models.models.vae.model import VAE, VAEConfig
+from ppl_models.models.vae.model import VAE
 from ppl_models.models.vae.state import RESUME_KEYS, restore
 from ppl_models.run_config import check_config_unedited, read_run_config
 from ppl_models.settings import differing_fields
@@ -40,9 +40,7 @@ def resume_record(
     """
     checkpoint = run_dir / CHECKPOINT
     record = read_checkpoint(checkpoint, device, fit_class.model_name)
-    vae_config = check_checkpoint_config(
-        record, config, checkpoint, fit_class.network_config_class
-    )
+    vae_config = check_checkpoint_config(record, config, checkpoint)
     check_config_unedited(type(config), run_dir, record)
     check_resumable_state(record, vae_config, checkpoint, fit_class.network_class)
     size = distributed.current().size
@@ -104,17 +102,15 @@ def check_resumable_state(
 
 
 def check_checkpoint_config(
-    record: dict[str, Any],
-    config: VAERunConfig,
-    path: Path,
-    config_class: type = VAEConfig,
+    record: dict[str, Any], config: VAERunConfig, path: Path
 ) -> Any:
-    """The checkpoint's network config (a ``config_class``, by default
-    :class:`VAEConfig`), if it matches the run's settings.
+    """The checkpoint's network config (a ``config.network_config_class``:
+    :class:`VAEConfig` for the VAE), if it matches the run's settings.
 
     :raises CheckpointError: naming the settings that differ, e.g. a checkpoint
         copied in from a run with another latent size.
     """
+    config_class = config.network_config_class
     try:
         saved = config_class.from_dict(record["config"])
     except (TypeError, ValueError) as error:
@@ -149,9 +145,7 @@ def load_fit(
     config = read_run_config(run_class, run_dir)
     checkpoint = run_dir / CHECKPOINT
     record = read_checkpoint(checkpoint, device, fit_class.model_name)
-    vae_config = check_checkpoint_config(
-        record, config, checkpoint, fit_class.network_config_class
-    )
+    vae_config = check_checkpoint_config(record, config, checkpoint)
     check_config_unedited(run_class, run_dir, record)
     vae = fit_class.network_class(vae_config).to(device)
     load_state(vae, record["vae_state"], run_dir / CHECKPOINT)
