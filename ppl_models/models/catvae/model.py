@@ -33,7 +33,7 @@ from ppl_models.errors import UsageError
 from ppl_models.inference.params import register_module
 from ppl_models.models.catvae.config import CatVAEConfig
 from ppl_models.models.catvae.networks import build_networks
-from ppl_models.models.vae.model import plate_size
+from ppl_models.models.vae.model import ModelAndGuide, plate_size
 
 
 def temperature_at(config: CatVAEConfig, steps: int, steps_per_epoch: int) -> float:
@@ -96,7 +96,7 @@ class CatVAEGuide(_Latents):
             return pyro.sample("z", self.code(logits=self.encoder(x)))
 
 
-class CatVAE(nn.Module):
+class CatVAE(ModelAndGuide):
     """Model and guide, as the VAE's stack trains, saves and evaluates them."""
 
     def __init__(self, config: CatVAEConfig) -> None:
@@ -107,10 +107,6 @@ class CatVAE(nn.Module):
                                           config.activation)  # fmt: skip
         self.model = CatVAEModel(config, decoder)
         self.guide = CatVAEGuide(config, encoder)
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.probs.device
 
     def before_step(self, steps: int, steps_per_epoch: int) -> None:
         """The training loop's hook: the temperature of the step after ``steps``."""

@@ -12,6 +12,7 @@ Normal through inverse autoregressive flows conditioned on the image
 
 from __future__ import annotations
 
+import itertools
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -149,7 +150,32 @@ class VAEGuide(nn.Module):
             return pyro.sample("z", flow_posterior(loc, scale, features, self.flows))
 
 
-class VAE(nn.Module):
+class ModelAndGuide(nn.Module):
+    """What the VAE's stack trains, saves and evaluates: a network module holding a
+    Pyro ``model`` and ``guide``, each an ``nn.Module`` taking images ``x`` (B, P)
+    (the model also ``x=None, num_images=B``, to generate), with one latent site
+    ``"z"`` and an observed site ``"x"``. It may also define
+    ``before_step(steps_done, steps_per_epoch)``, which training calls before every
+    step (see :func:`ppl_models.models.vae.train.train_vae`).
+    """
+
+    model: nn.Module
+    guide: nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters and buffers live."""
+        return next(itertools.chain(self.parameters(), self.buffers())).device
+
+    def reported_model(self) -> AbstractContextManager[None]:
+        """A block in which model and guide are those whose bounds a fit reports
+        (its held-out ELBO, ``evaluate``): by default, as they are. A model of the
+        stack trained on a surrogate (the categorical VAE's relaxation) gives the
+        model it stands for."""
+        return nullcontext()
+
+
+class VAE(ModelAndGuide):
     """A model and its guide, kept as two modules as Pyro's ELBO modules expect.
 
     Both are plain ``nn.Module``s, not ``PyroModule``s: with module-local
@@ -178,18 +204,6 @@ class VAE(nn.Module):
         self.model = VAEModel(config, decoder)
         flows = config.flows if config.guide == "iaf" else 0
         self.guide = VAEGuide(encoder, flows)
-
-    @property
-    def device(self) -> torch.device:
-        """Where the parameters live."""
-        return self.model.anchor.device
-
-    def reported_model(self) -> AbstractContextManager[None]:
-        """A block in which model and guide are those whose bounds a fit reports
-        (its held-out ELBO, ``evaluate``): for the VAE, as they are. A model of the
-        stack trained on a surrogate (the categorical VAE's relaxation) gives the
-        model it stands for."""
-        return nullcontext()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and sd of ``z`` for images (B, P): two (B, latent_dim);
