@@ -53,16 +53,17 @@ def nuts_draws(
     *,
     num_samples: int,
     warmup_steps: int,
+    jit_compile: bool = True,
 ) -> tuple[Draws, dict[str, float]]:
     """NUTS draws of ``model(*args)``'s latent sites, site -> (S, ...), and their
     largest split R-hat and smallest effective sample size.
 
-    One chain, started at ``start`` (site -> value), its potential JIT-compiled;
-    ``model``, ``args`` and ``start`` as given (make them float64 and put them on
-    the CPU first: for a few hundred latents a GPU is no faster). Draws from the
-    caller's generators.
+    One chain, started at ``start`` (site -> value), its potential JIT-compiled
+    unless not ``jit_compile``; ``model``, ``args`` and ``start`` as given (make
+    them float64 and put them on the CPU first: for a few hundred latents a GPU is
+    no faster). Draws from the caller's generators.
     """
-    kernel = NUTS(model, jit_compile=True, ignore_jit_warnings=True)
+    kernel = NUTS(model, jit_compile=jit_compile, ignore_jit_warnings=True)
     mcmc = MCMC(
         kernel,
         num_samples=num_samples,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pyro.infer import MCMC, NUTS
 
+from ppl_models.fullbatch.nuts import nuts_draws
 from ppl_models.models.ppca.model import PPCA
 from ppl_models.validation import check_positive_int
 
@@ -83,20 +83,18 @@ def sample_w(
     ).double()
     centred = (x - model.mu.detach()).double().cpu()
     start = reference.detach().double().cpu()
-    mcmc = MCMC(
-        NUTS(collapsed),
+    draws, diagnostics = nuts_draws(
+        collapsed,
+        (centred,),
+        {"w": start},
         num_samples=num_samples,
         warmup_steps=warmup_steps,
-        initial_params={"w": start},
-        disable_progbar=True,
+        jit_compile=False,  # as it always ran: the reference's draws unchanged
     )
-    mcmc.run(centred)
-    draws = mcmc.get_samples()["w"]
-    diagnostics: dict[str, Any] = mcmc.diagnostics()["w"]
     return NutsPosterior(
-        draws=align(draws, start).to(reference.dtype),
-        r_hat=float(diagnostics["r_hat"].max()),
-        n_eff=float(diagnostics["n_eff"].min()),
+        draws=align(draws["w"], start).to(reference.dtype),
+        r_hat=diagnostics["nuts_r_hat_max"],
+        n_eff=diagnostics["nuts_n_eff_min"],
     )
 
 
