@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from ppl_models.data.images import BINARIZATIONS, DATASETS
 from ppl_models.errors import UsageError
 from ppl_models.inference.elbo import ELBOS
 from ppl_models.models.vae.flows import GUIDES
 from ppl_models.models.vae.model import LIKELIHOODS, VAEConfig
-from ppl_models.models.vae.network_config import NetworkConfig
 from ppl_models.models.vae.networks import ACTIVATIONS, ARCHITECTURES
 from ppl_models.models.vae.priors import PRIORS
 from ppl_models.models.vae.train import TrainSettings
@@ -21,8 +20,6 @@ from ppl_models.settings import (
     seed_setting,
     setting,
 )
-
-N = TypeVar("N", bound="NetworkConfig")
 
 
 def default_likelihood(binarize: str) -> str:
@@ -92,7 +89,8 @@ class VAERunConfig:
     seed: int = seed_setting()
 
     #: the networks' config, whose fields are settings here; a
-    #: :class:`NetworkConfig` subclass names its run config, which sets this
+    #: :class:`~ppl_models.models.vae.network_config.NetworkConfig` subclass names
+    #: its run config, which sets this
     network_config_class: ClassVar[type] = VAEConfig
 
     def __post_init__(self) -> None:
