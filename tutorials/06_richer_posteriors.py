@@ -606,7 +606,7 @@ cat_fit = fit_vae(
     min_temperature=TAU_MIN,
     anneal_rate=ANNEAL_RATE,
 )
-final_tau = float(cat_fit.vae.model.temperature)
+final_tau = cat_fit.vae.temperature
 print(f"temperature after {STEPS} steps: {final_tau:.4f}")
 result("catvae_final_temperature", final_tau)
 result("catvae_max_rate", CAT_N * math.log(CAT_K))

@@ -36,7 +36,7 @@ def exact_log_likelihood(vae: CatVAE, x: torch.Tensor) -> torch.Tensor:
     codes = torch.stack([F.one_hot(torch.tensor(c), k).float()
                          for c in itertools.product(range(k), repeat=n)])  # fmt: skip
     with torch.no_grad():
-        logits = vae.model.decoder(codes.flatten(-2))  # (K^N, P)
+        logits = vae.model.decoder(codes)  # (K^N, P)
         lik = torch.distributions.Bernoulli(logits=logits[:, None]).log_prob(x)
     return lik.sum(-1).logsumexp(0) - n * math.log(k)
 
@@ -74,8 +74,9 @@ def test_the_temperature_anneals_by_step_or_epoch_to_its_floor():
                   latent_dim=2, num_classes=3, hidden_dims=(8,), temperature=2.0,
                   anneal_rate=0.1, fit_class=CatVAEFit, device="cpu",
                   progress=False)  # fmt: skip
-    assert float(fit.vae.guide.temperature) == pytest.approx(2.0 * math.exp(-0.3))
-    assert float(fit.vae.model.temperature) == float(fit.vae.guide.temperature)
+    assert fit.vae.temperature == pytest.approx(2.0 * math.exp(-0.3))
+    prior, posterior = fit.vae.codes  # one temperature, in model and guide
+    assert float(prior.temperature) == float(posterior.temperature)
 
 
 def test_a_fit_reports_the_discrete_models_bounds_and_the_relaxed_beside_them():
@@ -95,14 +96,14 @@ def test_a_fit_reports_the_discrete_models_bounds_and_the_relaxed_beside_them():
     entries = CatVAESpec.evaluation_entries(fit, VAEEvaluation(iwae_samples=5))
     assert entries["test_relaxed_elbo"] == relaxed["elbo"]
     assert entries["test_relaxed_iwae"] == relaxed["iwae"]
-    assert entries["temperature"] == float(fit.vae.model.temperature)
+    assert entries["temperature"] == fit.vae.temperature
 
 
 def test_the_model_and_the_guide_say_what_they_lack():
     vae = tiny()
-    with pytest.raises(UsageError, match="categorical VAE's model needs images x"):
+    with pytest.raises(UsageError, match="the catvae model needs images x"):
         vae.model()
-    with pytest.raises(UsageError, match="categorical VAE's guide encodes images"):
+    with pytest.raises(UsageError, match="the catvae guide encodes images"):
         vae.guide(None)
     assert vae.model(None, 3).shape == (3, 16)  # generated images
 
@@ -114,7 +115,7 @@ def test_the_traversal_decodes_the_code_with_one_latent_set_to_each_class():
     with torch.no_grad():
         code = F.one_hot(vae.guide.encoder(x[None])[0].argmax(-1), 3).float()
         code[1] = F.one_hot(torch.tensor(2), 3)  # latent 2 set to class 3
-        expected = torch.sigmoid(vae.model.decoder(code.flatten()))
+        expected = torch.sigmoid(vae.model.decoder(code))
     torch.testing.assert_close(images[1 * 3 + 2], expected)
 
 

@@ -111,10 +111,10 @@ def test_the_model_and_guide_say_what_input_they_need():
     vae = VAE(VAEConfig(**SMALL))
     with pytest.raises(UsageError) as error:
         vae.model()
-    assert str(error.value) == "the VAE model needs images x or num_images"
+    assert str(error.value) == "the vae model needs images x or num_images"
     with pytest.raises(UsageError) as error:
         vae.guide(None)
-    assert str(error.value) == "the VAE's guide encodes images: it needs x"
+    assert str(error.value) == "the vae guide encodes images: it needs x"
     generated = vae.model(None, num_images=5)
     assert generated.shape == (5, 64)
 

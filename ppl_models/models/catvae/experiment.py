@@ -78,7 +78,7 @@ class CatVAESpec(VAESpec):
         return {
             "test_relaxed_elbo": bounds["elbo"],
             "test_relaxed_iwae": bounds["iwae"],
-            "temperature": float(fit.vae.model.temperature),
+            "temperature": fit.vae.temperature,
         }
 
     @classmethod

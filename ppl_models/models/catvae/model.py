@@ -23,17 +23,14 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
 
 from ppl_models.distributions import RelaxedOneHot, StraightThrough
-from ppl_models.errors import UsageError
-from ppl_models.inference.params import register_module
 from ppl_models.models.catvae.config import CatVAEConfig
 from ppl_models.models.catvae.networks import build_networks
-from ppl_models.models.vae.model import ModelAndGuide, plate_size
+from ppl_models.models.vae.model import ModelAndGuide, VAEGuide, VAEModel
 
 
 def temperature_at(config: CatVAEConfig, steps: int, steps_per_epoch: int) -> float:
@@ -45,59 +42,31 @@ def temperature_at(config: CatVAEConfig, steps: int, steps_per_epoch: int) -> fl
     return max(config.min_temperature, decayed)
 
 
-class _Latents(nn.Module):
-    """The code's distribution at the temperature, a buffer (so checkpoints and
-    ``.to(device)`` carry it), as model and guide share it."""
+class RelaxedCode(nn.Module):
+    """z's distribution, event (N, K): relaxed one-hot categoricals at the
+    temperature (a buffer, so checkpoints and ``.to(device)`` carry it), one-hot
+    ones while ``discrete``. Called with no logits, the prior: uniform over the K
+    classes; with the encoder's ``logits`` (..., N, K), the posterior."""
 
     def __init__(self, config: CatVAEConfig) -> None:
         super().__init__()
         self.config, self.discrete = config, False
         self.register_buffer("temperature", torch.tensor(float(config.temperature)))
+        k = config.num_classes
+        uniform = torch.full((config.latent_dim, k), 1.0 / k)
+        self.register_buffer("probs", uniform, persistent=False)
 
-    def code(self, **params: torch.Tensor) -> dist.TorchDistribution:
-        """z's distribution from ``probs`` or ``logits`` (..., N, K): event (N, K)."""
+    def forward(self, logits: torch.Tensor | None = None) -> dist.TorchDistribution:
+        params = {"probs": self.probs} if logits is None else {"logits": logits}
         if self.discrete:
             return dist.OneHotCategorical(**params).to_event(1)
         relaxed = StraightThrough if self.config.straight_through else RelaxedOneHot
         return relaxed(self.temperature, **params).to_event(1)
 
 
-class CatVAEModel(_Latents):
-    """``p(x, z) = p(z) p(x | z)``: uniform classes, decoder, Bernoulli pixels."""
-
-    def __init__(self, config: CatVAEConfig, decoder: nn.Module) -> None:
-        super().__init__(config)
-        self.decoder, k = decoder, config.num_classes
-        self.register_buffer("probs", torch.full((config.latent_dim, k), 1.0 / k))
-
-    def forward(self, x: torch.Tensor | None = None, num_images: int | None = None):
-        """Observe images ``x`` (B, P), or generate ``num_images``: x (B, P)."""
-        batch = plate_size(x, num_images, "the categorical VAE's model")
-        register_module("catvae_model", self)
-        with pyro.plate("data", batch, dim=-1, device=self.probs.device):
-            z = pyro.sample("z", self.code(probs=self.probs))
-            logits = self.decoder(z.flatten(-2))
-            return pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=x)
-
-
-class CatVAEGuide(_Latents):
-    """``q(z | x)``: each latent's class logits from the encoder, amortized."""
-
-    def __init__(self, config: CatVAEConfig, encoder: nn.Module) -> None:
-        super().__init__(config)
-        self.encoder = encoder
-
-    def forward(self, x: torch.Tensor, num_images: int | None = None) -> torch.Tensor:
-        """Sample z (B, N, K) for images ``x`` (B, P)."""
-        if x is None:
-            raise UsageError("the categorical VAE's guide encodes images: it needs x")
-        register_module("catvae_guide", self)
-        with pyro.plate("data", x.shape[-2], dim=-1, device=self.temperature.device):
-            return pyro.sample("z", self.code(logits=self.encoder(x)))
-
-
 class CatVAE(ModelAndGuide):
-    """Model and guide, as the VAE's stack trains, saves and evaluates them."""
+    """The VAE's model and guide with the relaxed code as prior and posterior, as
+    the VAE's stack trains, saves and evaluates them."""
 
     def __init__(self, config: CatVAEConfig) -> None:
         super().__init__()
@@ -105,21 +74,33 @@ class CatVAE(ModelAndGuide):
         encoder, decoder = build_networks(config.num_pixels, config.latent_dim,
                                           config.num_classes, config.hidden_dims,
                                           config.activation)  # fmt: skip
-        self.model = CatVAEModel(config, decoder)
-        self.guide = CatVAEGuide(config, encoder)
+        self.model = VAEModel(config, decoder, RelaxedCode(config), name="catvae")
+        self.guide = VAEGuide(encoder, posterior=RelaxedCode(config), name="catvae")
+
+    @property
+    def codes(self) -> tuple[RelaxedCode, RelaxedCode]:
+        """The prior's and the posterior's code, which share a temperature."""
+        return self.model.prior, self.guide.posterior
+
+    @property
+    def temperature(self) -> float:
+        """The relaxation's temperature now."""
+        return float(self.model.prior.temperature)
 
     def before_step(self, steps: int, steps_per_epoch: int) -> None:
         """The training loop's hook: the temperature of the step after ``steps``."""
-        for part in (self.model, self.guide):
-            part.temperature.fill_(temperature_at(self.config, steps, steps_per_epoch))
+        for code in self.codes:
+            code.temperature.fill_(temperature_at(self.config, steps, steps_per_epoch))
 
     @contextmanager
     def as_discrete(self) -> Iterator[None]:
         """Within the block, z is one-hot categorical in model and guide."""
-        self.model.discrete = self.guide.discrete = True
+        for code in self.codes:
+            code.discrete = True
         try:
             yield
         finally:
-            self.model.discrete = self.guide.discrete = False
+            for code in self.codes:
+                code.discrete = False
 
     reported_model = as_discrete  # a fit reports the discrete model's bounds

@@ -33,15 +33,22 @@ class CategoricalEncoder(nn.Module):
         return logits.reshape(*x.shape[:-1], *self.code_shape)
 
 
+class CodeDecoder(MLPDecoder):
+    """The VAE's MLP decoder of a code ``(..., batch, latents, classes)``,
+    flattened, to pixel logits ``(..., batch, num_pixels)``."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z.flatten(-2))
+
+
 def build_networks(
     num_pixels: int,
     latents: int,
     classes: int,
     hidden_dims: Sequence[int],
     activation: str,
-) -> tuple[CategoricalEncoder, MLPDecoder]:
-    """The encoder, and the decoder of a code ``(..., batch, latents * classes)``
-    (the VAE's, mirrored widths) to pixel logits ``(..., batch, num_pixels)``."""
+) -> tuple[CategoricalEncoder, CodeDecoder]:
+    """The encoder, and the decoder (the VAE's, mirrored widths)."""
     encoder = CategoricalEncoder(num_pixels, latents, classes, hidden_dims, activation)
-    decoder = MLPDecoder(latents * classes, num_pixels, hidden_dims, activation)
+    decoder = CodeDecoder(latents * classes, num_pixels, hidden_dims, activation)
     return encoder, decoder

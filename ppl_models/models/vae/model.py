@@ -81,15 +81,29 @@ class VAEConfig(NetworkConfig):
 
 
 class VAEModel(nn.Module):
-    """``p(x, z) = p(z) p(x | z)``: prior and decoder network."""
+    """``p(x, z) = p(z) p(x | z)``: prior and decoder network.
 
-    def __init__(self, config: VAEConfig, decoder: nn.Module) -> None:
+    The prior is ``config``'s (``prior``, ``latent_dim``, ``mixture_components``)
+    unless a ``prior`` module is given: called with no arguments, it returns z's
+    distribution (another code, such as the categorical VAE's). ``name`` is the
+    model's in errors and, as ``"{name}_model"``, in Pyro's param store.
+    """
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        decoder: nn.Module,
+        prior: nn.Module | None = None,
+        name: str = "vae",
+    ) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.name = config, name
         self.decoder = decoder
-        self.prior = make_prior(
-            config.prior, config.latent_dim, config.mixture_components
-        )
+        if prior is None:
+            prior = make_prior(
+                config.prior, config.latent_dim, config.mixture_components
+            )
+        self.prior = prior
         self.register_buffer("anchor", torch.zeros(()))  # tells the model's device
         if config.likelihood == "normal":
             # One learned pixel noise scale, positive through a softplus;
@@ -104,8 +118,8 @@ class VAEModel(nn.Module):
         :param x: images (B, P) in [0, 1]; ``None`` to generate ``num_images``.
         :returns: x (B, P): the observed or generated images.
         """
-        batch = plate_size(x, num_images)
-        register_module("vae_model", self)
+        batch = plate_size(x, num_images, f"the {self.name} model")
+        register_module(f"{self.name}_model", self)
         with pyro.plate("data", batch, dim=-1, device=self.anchor.device):
             z = pyro.sample("z", self.prior())
             logits = self.decoder(z)
@@ -129,20 +143,35 @@ class VAEModel(nn.Module):
 class VAEGuide(nn.Module):
     """``q(z | x) = Normal(encoder(x))``, amortized over images; with ``flows`` IAF
     steps, that Normal pushed through them, conditioned on the encoder's features.
+
+    Given a ``posterior`` module instead, ``q(z | x) = posterior(encoder(x))``: it
+    maps the encoder's output to z's distribution (another code, such as the
+    categorical VAE's). ``name`` is the guide's in errors and, as
+    ``"{name}_guide"``, in Pyro's param store.
     """
 
-    def __init__(self, encoder: nn.Module, flows: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        flows: int = 0,
+        posterior: nn.Module | None = None,
+        name: str = "vae",
+    ) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.posterior, self.name = encoder, posterior, name
         self.register_buffer("anchor", torch.zeros(()))
-        self.flows = iaf_steps(encoder.latent_dim, encoder.feature_dim, flows)
+        self.flows = nn.ModuleList()
+        if flows:
+            self.flows = iaf_steps(encoder.latent_dim, encoder.feature_dim, flows)
 
     def forward(self, x: torch.Tensor, num_images: int | None = None) -> torch.Tensor:
         """Sample ``z`` (B, latent_dim) from ``q(z | x)`` for images ``x`` (B, P)."""
         if x is None:
-            raise UsageError("the VAE's guide encodes images: it needs x")
-        register_module("vae_guide", self)
+            raise UsageError(f"the {self.name} guide encodes images: it needs x")
+        register_module(f"{self.name}_guide", self)
         with pyro.plate("data", x.shape[-2], dim=-1, device=self.anchor.device):
+            if self.posterior is not None:
+                return pyro.sample("z", self.posterior(self.encoder(x)))
             if not self.flows:
                 loc, scale = self.encoder(x)
                 return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
@@ -229,7 +258,7 @@ def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
 
 
 def plate_size(
-    x: torch.Tensor | None, num_images: int | None, model: str = "the VAE model"
+    x: torch.Tensor | None, num_images: int | None, model: str = "the vae model"
 ) -> int:
     """A model's data plate size: B of images ``x`` (B, P), else ``num_images``.
 
