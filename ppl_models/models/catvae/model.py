@@ -57,6 +57,7 @@ class RelaxedCode(nn.Module):
         self.register_buffer("probs", uniform, persistent=False)
 
     def forward(self, logits: torch.Tensor | None = None) -> dist.TorchDistribution:
+        """The prior, or the posterior of ``logits`` (..., B, N, K)."""
         params = {"probs": self.probs} if logits is None else {"logits": logits}
         if self.discrete:
             return dist.OneHotCategorical(**params).to_event(1)
