@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from pyro import poutine
 from torch.nn import functional as F
 
 from ppl_models.cli import main
@@ -69,14 +70,41 @@ def test_the_temperature_anneals_by_step_or_epoch_to_its_floor():
     assert temperature_at(config, 100, 10) == 0.5
     per_epoch = CatVAEConfig(temperature=2.0, anneal_rate=0.1, anneal_per="epoch")
     assert temperature_at(per_epoch, 19, 10) == pytest.approx(2.0 * math.exp(-0.1))
-    # Training sets it before each step: the last of 2 epochs of 2 steps is step 3.
-    fit = fit_vae("digits", epochs=2, batch_size=32, train_images=64, test_images=8,
-                  latent_dim=2, num_classes=3, hidden_dims=(8,), temperature=2.0,
-                  anneal_rate=0.1, fit_class=CatVAEFit, device="cpu",
-                  progress=False)  # fmt: skip
-    assert fit.vae.temperature == pytest.approx(2.0 * math.exp(-0.3))
-    prior, posterior = fit.vae.codes  # one temperature, in model and guide
-    assert float(prior.temperature) == float(posterior.temperature)
+    # Training sets it before each step: the last of 2 epochs of 2 steps is step 3,
+    # in epoch 1.
+    for anneal_per, t in (("step", 3), ("epoch", 1)):
+        fit = fit_vae("digits", epochs=2, batch_size=32, train_images=64,
+                      test_images=8, latent_dim=2, num_classes=3, hidden_dims=(8,),
+                      temperature=2.0, anneal_rate=0.1, anneal_per=anneal_per,
+                      fit_class=CatVAEFit, device="cpu", progress=False)  # fmt: skip
+        assert fit.vae.temperature == pytest.approx(2.0 * math.exp(-0.1 * t))
+        prior, posterior = fit.vae.codes  # one temperature, in model and guide
+        assert float(prior.temperature) == float(posterior.temperature)
+
+
+@pytest.mark.parametrize("straight_through", [False, True])
+def test_straight_through_decodes_hard_codes_and_still_trains_the_encoder(
+    straight_through,
+):
+    vae, x = tiny(straight_through=straight_through), torch.rand(5, 16).round()
+    guide = poutine.trace(vae.guide).get_trace(x)
+    z = guide.nodes["z"]["value"]
+    assert z.shape == (5, 2, 3)
+    assert bool(((z == 0) | (z == 1)).all()) == straight_through
+    model = poutine.trace(poutine.replay(vae.model, trace=guide)).get_trace(x)
+    (model.log_prob_sum() - guide.log_prob_sum()).backward()
+    assert vae.guide.encoder.net[0].weight.grad.abs().sum() > 0
+
+
+def test_a_checkpoint_keeps_the_networks_and_the_temperature_only():
+    # The uniform prior's probabilities are rebuilt from the config, not saved.
+    state = tiny().state_dict()
+    assert {k for k in state if "net." not in k} == {
+        "model.anchor", "model.prior.temperature", "guide.anchor",
+        "guide.posterior.temperature",
+    }  # fmt: skip
+    assert any(k.startswith("model.decoder.net.") for k in state)
+    assert any(k.startswith("guide.encoder.net.") for k in state)
 
 
 def test_a_fit_reports_the_discrete_models_bounds_and_the_relaxed_beside_them():
@@ -148,3 +176,13 @@ def test_the_vaes_own_settings_are_refused_on_the_command_line(capsys, tmp_path)
     # and from Python, by name
     with pytest.raises(UsageError, match="flows is not a setting of CatVAERunConfig"):
         CatVAERunConfig(flows=3)
+
+
+def test_the_networks_take_the_configs_activation_and_any_batch_shape():
+    vae = tiny(activation="relu")
+    for net in (vae.guide.encoder.net, vae.model.decoder.net):
+        kinds = {type(layer) for layer in net if not isinstance(layer, torch.nn.Linear)}
+        assert kinds == {torch.nn.ReLU}
+    x = torch.rand(2, 3, 16).round()  # (samples, batch, pixels)
+    assert vae.guide.encoder(x).shape == (2, 3, 2, 3)  # (..., latents, classes)
+    assert vae.model.decoder(torch.rand(2, 3, 2, 3)).shape == (2, 3, 16)
