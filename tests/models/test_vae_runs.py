@@ -304,3 +304,9 @@ def test_a_run_left_without_a_latent_size_gets_its_architectures(given, latent_d
     resolved = config.resolved()
     assert resolved.latent_dim == latent_dim
     assert replace(resolved, latent_dim=config.latent_dim, likelihood=None) == config
+
+
+@pytest.mark.parametrize("dataset", ["", 3, None])
+def test_a_run_refuses_a_dataset_that_is_not_a_name(dataset):
+    with pytest.raises(UsageError, match="dataset must be a name"):
+        VAERunConfig(dataset=dataset)
