@@ -48,6 +48,8 @@ def _choices(values) -> str:
     ({"likelihood": "poisson"},
      "unknown likelihood 'poisson': expected one of "
      "bernoulli, continuous_bernoulli, normal"),
+    ({"guide": "flow"}, "unknown guide 'flow': expected one of normal, iaf"),
+    ({"flows": 0}, "flows must be a positive integer, got 0"),
 ])  # fmt: skip
 def test_a_bad_configuration_says_which_argument_and_why(overrides, message):
     with pytest.raises(UsageError) as error:
