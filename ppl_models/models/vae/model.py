@@ -257,9 +257,7 @@ def make_elbo(name: str, config: VAEConfig, num_particles: int = 1) -> ELBO:
     return device_elbo(name, num_particles, max_plate_nesting=1)
 
 
-def plate_size(
-    x: torch.Tensor | None, num_images: int | None, model: str = "the vae model"
-) -> int:
+def plate_size(x: torch.Tensor | None, num_images: int | None, model: str) -> int:
     """A model's data plate size: B of images ``x`` (B, P), else ``num_images``.
 
     :raises UsageError: naming ``model`` if both are None.
