@@ -75,7 +75,7 @@ class CatVAE(ModelAndGuide):
         encoder, decoder = build_networks(config.num_pixels, config.latent_dim,
                                           config.num_classes, config.hidden_dims,
                                           config.activation)  # fmt: skip
-        self.model = VAEModel(config, decoder, RelaxedCode(config), name="catvae")
+        self.model = VAEModel(config, decoder, prior=RelaxedCode(config), name="catvae")
         self.guide = VAEGuide(encoder, posterior=RelaxedCode(config), name="catvae")
 
     @property
@@ -86,12 +86,13 @@ class CatVAE(ModelAndGuide):
     @property
     def temperature(self) -> float:
         """The relaxation's temperature now."""
-        return float(self.model.prior.temperature)
+        return float(self.codes[0].temperature)
 
     def before_step(self, steps: int, steps_per_epoch: int) -> None:
         """The training loop's hook: the temperature of the step after ``steps``."""
+        tau = temperature_at(self.config, steps, steps_per_epoch)
         for code in self.codes:
-            code.temperature.fill_(temperature_at(self.config, steps, steps_per_epoch))
+            code.temperature.fill_(tau)
 
     @contextmanager
     def as_discrete(self) -> Iterator[None]:
