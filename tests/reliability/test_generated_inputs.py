@@ -65,8 +65,13 @@ def bad_int(s: Setting) -> st.SearchStrategy[str]:
 
 
 def bad_float(s: Setting) -> st.SearchStrategy[str]:
+    # below the least value (positive by default: 0 is refused; a declared low
+    # is allowed, as anneal_rate's 0)
+    below = st.floats(max_value=0.0, allow_nan=False)
+    if s.low is not None:  # -0.0 is no less than 0.0
+        below = st.floats(max_value=s.low, allow_nan=False).filter(lambda v: v < s.low)
     return st.one_of(
-        st.floats(max_value=0.0, allow_nan=False).map(repr),
+        below.map(repr),
         st.sampled_from(["nan", "inf", "-inf", "NaN", "1e400"]),
         NOT_A_NUMBER,
     )
